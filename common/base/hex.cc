@@ -14,7 +14,7 @@ int HexValue(char c) {
 
 }  // namespace
 
-std::string HexEncode(std::string_view bytes) {
+std::string HexEncode(absl::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes.size() * 2);
@@ -25,7 +25,7 @@ std::string HexEncode(std::string_view bytes) {
   return out;
 }
 
-absl::StatusOr<std::string> HexDecode(std::string_view hex) {
+absl::StatusOr<std::string> HexDecode(absl::string_view hex) {
   if (hex.size() % 2 != 0) {
     return absl::InvalidArgumentError(absl::StrCat("hex has odd length ", hex.size()));
   }

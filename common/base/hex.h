@@ -4,18 +4,18 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
 
 namespace tether {
 
-std::string HexEncode(std::string_view bytes);
+std::string HexEncode(absl::string_view bytes);
 
 // Decodes hex (either case, no separators). Odd length or a non-hex character is
 // kInvalidArgument naming the offending position.
-absl::StatusOr<std::string> HexDecode(std::string_view hex);
+absl::StatusOr<std::string> HexDecode(absl::string_view hex);
 
 }  // namespace tether
 

@@ -1,0 +1,247 @@
+#include "common/crypto/hpke.h"
+
+#include <string>
+#include <vector>
+
+#include "common/base/hex.h"
+#include "common/crypto/test_vectors.h"
+#include "gtest/gtest.h"
+
+namespace tether::crypto {
+namespace {
+
+constexpr char kVectorFile[] = "common/crypto/testdata/hpke-rfc9180-a1-base.txt";
+
+std::string Unhex(const std::string& hex) {
+  auto bytes = HexDecode(hex);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.value_or("");
+}
+
+class HpkeVectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto records = ReadVectorFile(kVectorFile);
+    ASSERT_TRUE(records.ok()) << records.status();
+    for (auto& r : *records) {
+      if (r.count("sequence number")) {
+        encryptions_.push_back(r);
+      } else if (r.count("exporter_context")) {
+        exports_.push_back(r);
+      } else if (r.count("ikmE")) {
+        setup_ = r;
+      }
+    }
+    ASSERT_FALSE(setup_.empty());
+    ASSERT_EQ(encryptions_.size(), 6u);
+    ASSERT_EQ(exports_.size(), 3u);
+    auto suite = HpkeSuite::FromIds(std::stoi(setup_["kem_id"]), std::stoi(setup_["kdf_id"]),
+                                    std::stoi(setup_["aead_id"]));
+    ASSERT_TRUE(suite.ok()) << suite.status();
+    suite_ = *suite;
+  }
+
+  SecretBytes Secret(const std::string& field) { return SecretBytes(Unhex(setup_[field])); }
+
+  VectorRecord setup_;
+  std::vector<VectorRecord> encryptions_;
+  std::vector<VectorRecord> exports_;
+  HpkeSuite suite_;
+};
+
+TEST_F(HpkeVectorTest, DeriveKeyPairReproducesEphemeralAndRecipientKeys) {
+  auto e = HpkeDeriveKeyPair(Secret("ikmE"));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(HexEncode(e->private_key.view()), setup_["skEm"]);
+  EXPECT_EQ(HexEncode(e->public_key), setup_["pkEm"]);
+  auto r = HpkeDeriveKeyPair(Secret("ikmR"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(HexEncode(r->private_key.view()), setup_["skRm"]);
+  EXPECT_EQ(HexEncode(r->public_key), setup_["pkRm"]);
+}
+
+TEST_F(HpkeVectorTest, EncapAndDecapReproduceSharedSecret) {
+  SecretBytes ikm_e = Secret("ikmE");
+  auto encap = HpkeEncap(Unhex(setup_["pkRm"]), &ikm_e);
+  ASSERT_TRUE(encap.ok()) << encap.status();
+  EXPECT_EQ(HexEncode(encap->enc), setup_["enc"]);
+  EXPECT_EQ(HexEncode(encap->shared_secret.view()), setup_["shared_secret"]);
+  auto decap = HpkeDecap(Unhex(setup_["enc"]), Secret("skRm"));
+  ASSERT_TRUE(decap.ok()) << decap.status();
+  EXPECT_EQ(HexEncode(decap->view()), setup_["shared_secret"]);
+}
+
+TEST_F(HpkeVectorTest, KeyScheduleReproducesEveryValue) {
+  auto ks = HpkeKeyScheduleBase(suite_, Secret("shared_secret"), Unhex(setup_["info"]));
+  ASSERT_TRUE(ks.ok()) << ks.status();
+  EXPECT_EQ(HexEncode(ks->key_schedule_context), setup_["key_schedule_context"]);
+  EXPECT_EQ(HexEncode(ks->secret.view()), setup_["secret"]);
+  EXPECT_EQ(HexEncode(ks->key.view()), setup_["key"]);
+  EXPECT_EQ(HexEncode(ks->base_nonce), setup_["base_nonce"]);
+  EXPECT_EQ(HexEncode(ks->exporter_secret.view()), setup_["exporter_secret"]);
+}
+
+TEST_F(HpkeVectorTest, SenderContextReproducesAllEncryptions) {
+  SecretBytes ikm_e = Secret("ikmE");
+  auto sender = HpkeSetupBaseSender(suite_, Unhex(setup_["pkRm"]), Unhex(setup_["info"]), &ikm_e);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  EXPECT_EQ(HexEncode(sender->enc), setup_["enc"]);
+  for (auto& e : encryptions_) {
+    SCOPED_TRACE("sequence number " + e["sequence number"]);
+    sender->context.set_sequence(std::stoull(e["sequence number"]));
+    auto ct = sender->context.Seal(Unhex(e["aad"]), Unhex(e["pt"]));
+    ASSERT_TRUE(ct.ok()) << ct.status();
+    EXPECT_EQ(HexEncode(*ct), e["ct"]);
+  }
+}
+
+TEST_F(HpkeVectorTest, ReceiverContextOpensAllEncryptions) {
+  auto receiver =
+      HpkeSetupBaseReceiver(suite_, Unhex(setup_["enc"]), Secret("skRm"), Unhex(setup_["info"]));
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  for (auto& e : encryptions_) {
+    SCOPED_TRACE("sequence number " + e["sequence number"]);
+    receiver->set_sequence(std::stoull(e["sequence number"]));
+    auto pt = receiver->Open(Unhex(e["aad"]), Unhex(e["ct"]));
+    ASSERT_TRUE(pt.ok()) << pt.status();
+    EXPECT_EQ(HexEncode(pt->view()), e["pt"]);
+  }
+}
+
+TEST_F(HpkeVectorTest, ExportReproducesAllExportedValues) {
+  auto receiver =
+      HpkeSetupBaseReceiver(suite_, Unhex(setup_["enc"]), Secret("skRm"), Unhex(setup_["info"]));
+  ASSERT_TRUE(receiver.ok()) << receiver.status();
+  for (auto& x : exports_) {
+    SCOPED_TRACE("exporter_context " + x["exporter_context"]);
+    auto value = receiver->Export(Unhex(x["exporter_context"]), std::stoul(x["L"]));
+    ASSERT_TRUE(value.ok()) << value.status();
+    EXPECT_EQ(HexEncode(value->view()), x["exported_value"]);
+  }
+}
+
+class HpkeRoundTripTest : public ::testing::TestWithParam<AeadId> {};
+
+TEST_P(HpkeRoundTripTest, SingleShotSealOpens) {
+  HpkeSuite suite{kKemX25519HkdfSha256, kKdfHkdfSha256, GetParam()};
+  auto kp = GenerateX25519KeyPair();
+  ASSERT_TRUE(kp.ok());
+  auto sealed = HpkeSeal(suite, kp->public_key, "info", "aad", "hello");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  auto pt = HpkeOpen(suite, kp->private_key, sealed->enc, "info", "aad", sealed->ciphertext);
+  ASSERT_TRUE(pt.ok()) << pt.status();
+  EXPECT_EQ(pt->view(), "hello");
+}
+
+TEST_P(HpkeRoundTripTest, MultiMessageContextsStayInStepAndExportAgrees) {
+  HpkeSuite suite{kKemX25519HkdfSha256, kKdfHkdfSha256, GetParam()};
+  auto kp = GenerateX25519KeyPair();
+  ASSERT_TRUE(kp.ok());
+  auto sender = HpkeSetupBaseSender(suite, kp->public_key, "ctx");
+  ASSERT_TRUE(sender.ok());
+  auto receiver = HpkeSetupBaseReceiver(suite, sender->enc, kp->private_key, "ctx");
+  ASSERT_TRUE(receiver.ok());
+  for (int i = 0; i < 5; ++i) {
+    std::string msg = "message " + std::to_string(i);
+    auto ct = sender->context.Seal("", msg);
+    ASSERT_TRUE(ct.ok());
+    auto pt = receiver->Open("", *ct);
+    ASSERT_TRUE(pt.ok()) << pt.status();
+    EXPECT_EQ(pt->view(), msg);
+  }
+  EXPECT_EQ(receiver->sequence(), 5u);
+  EXPECT_EQ(sender->context.Export("x", 48)->view(), receiver->Export("x", 48)->view());
+}
+
+TEST_P(HpkeRoundTripTest, OpenFailsWhenAnyCiphertextOrEncByteFlips) {
+  HpkeSuite suite{kKemX25519HkdfSha256, kKdfHkdfSha256, GetParam()};
+  auto kp = GenerateX25519KeyPair();
+  ASSERT_TRUE(kp.ok());
+  auto sealed = HpkeSeal(suite, kp->public_key, "info", "aad", "secret payload");
+  ASSERT_TRUE(sealed.ok());
+  for (std::size_t i = 0; i < sealed->ciphertext.size(); ++i) {
+    std::string ct = sealed->ciphertext;
+    ct[i] ^= 0x01;
+    EXPECT_EQ(HpkeOpen(suite, kp->private_key, sealed->enc, "info", "aad", ct).status().code(),
+              absl::StatusCode::kUnauthenticated)
+        << "byte " << i;
+  }
+  for (std::size_t i = 0; i < sealed->enc.size(); ++i) {
+    std::string enc = sealed->enc;
+    enc[i] ^= 0x01;
+    EXPECT_FALSE(HpkeOpen(suite, kp->private_key, enc, "info", "aad", sealed->ciphertext).ok())
+        << "enc byte " << i;
+  }
+  EXPECT_EQ(HpkeOpen(suite, kp->private_key, sealed->enc, "other", "aad", sealed->ciphertext)
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllAeads, HpkeRoundTripTest,
+                         ::testing::Values(AeadId::kAes128Gcm, AeadId::kAes256Gcm,
+                                           AeadId::kChaCha20Poly1305));
+
+TEST(HpkeTest, FailedOpenDoesNotAdvanceTheSequence) {
+  auto kp = GenerateX25519KeyPair();
+  ASSERT_TRUE(kp.ok());
+  auto sender = HpkeSetupBaseSender(kTetherSuite, kp->public_key, "");
+  auto receiver = HpkeSetupBaseReceiver(kTetherSuite, sender->enc, kp->private_key, "");
+  ASSERT_TRUE(receiver.ok());
+  auto ct = sender->context.Seal("", "one");
+  ASSERT_TRUE(ct.ok());
+  std::string bad = *ct;
+  bad[0] ^= 1;
+  EXPECT_FALSE(receiver->Open("", bad).ok());
+  EXPECT_EQ(receiver->sequence(), 0u);
+  EXPECT_TRUE(receiver->Open("", *ct).ok());
+}
+
+TEST(HpkeTest, RolesAreEnforced) {
+  auto kp = GenerateX25519KeyPair();
+  auto sender = HpkeSetupBaseSender(kTetherSuite, kp->public_key, "");
+  ASSERT_TRUE(sender.ok());
+  EXPECT_EQ(sender->context.Open("", std::string(32, 'x')).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(HpkeTest, SequenceNumberLimitIsEnforced) {
+  auto kp = GenerateX25519KeyPair();
+  auto sender = HpkeSetupBaseSender(kTetherSuite, kp->public_key, "");
+  ASSERT_TRUE(sender.ok());
+  sender->context.set_sequence(~uint64_t{0});
+  EXPECT_EQ(sender->context.Seal("", "x").status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(HpkeTest, RejectsUnsupportedSuiteIds) {
+  EXPECT_EQ(HpkeSuite::FromIds(0x0010, 1, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HpkeSuite::FromIds(0x0020, 2, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(HpkeSuite::FromIds(0x0020, 1, 0xffff).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(HpkeSuite::FromIds(0x0020, 1, 3).ok());
+}
+
+TEST(HpkeTest, RejectsMalformedAndLowOrderKeys) {
+  EXPECT_EQ(HpkeSeal(kTetherSuite, "short", "", "", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // The all-zero point has small order: X25519 with it gives zero, which HPKE must refuse.
+  EXPECT_EQ(HpkeSeal(kTetherSuite, std::string(32, '\0'), "", "", "x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto kp = GenerateX25519KeyPair();
+  EXPECT_EQ(HpkeOpen(kTetherSuite, kp->private_key, "short", "", "", std::string(16, 'x'))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HpkeTest, ExportRejectsOverlongLength) {
+  auto kp = GenerateX25519KeyPair();
+  auto sender = HpkeSetupBaseSender(kTetherSuite, kp->public_key, "");
+  ASSERT_TRUE(sender.ok());
+  EXPECT_TRUE(sender->context.Export("", 255 * 32).ok());
+  EXPECT_EQ(sender->context.Export("", 255 * 32 + 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tether::crypto
