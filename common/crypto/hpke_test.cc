@@ -120,6 +120,31 @@ TEST_F(HpkeVectorTest, ExportReproducesAllExportedValues) {
   }
 }
 
+// RFC 9180 A.2.1 (ChaCha20-Poly1305), sequence number 0: a second suite checked against the RFC.
+TEST(HpkeChaChaVectorTest, ReproducesRfcAppendixA21FirstEncryption) {
+  HpkeSuite suite{kKemX25519HkdfSha256, kKdfHkdfSha256, AeadId::kChaCha20Poly1305};
+  SecretBytes ikm_e(Unhex("909a9b35d3dc4713a5e72a4da274b55d3d3821a37e5d099e74a647db583a904b"));
+  auto r = HpkeDeriveKeyPair(
+      SecretBytes(Unhex("1ac01f181fdf9f352797655161c58b75c656a6cc2716dcb66372da835542e1df")));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(HexEncode(r->private_key.view()),
+            "8057991eef8f1f1af18f4a9491d16a1ce333f695d4db8e38da75975c4478e0fb");
+  std::string info = Unhex("4f6465206f6e2061204772656369616e2055726e");
+  auto sender = HpkeSetupBaseSender(suite, r->public_key, info, &ikm_e);
+  ASSERT_TRUE(sender.ok()) << sender.status();
+  EXPECT_EQ(HexEncode(sender->enc),
+            "1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a");
+  const HpkeKeySchedule& ks = sender->context.key_schedule();
+  EXPECT_EQ(HexEncode(ks.key.view()),
+            "ad2744de8e17f4ebba575b3f5f5a8fa1f69c2a07f6e7500bc60ca6e3e3ec1c91");
+  EXPECT_EQ(HexEncode(ks.base_nonce), "5c4d98150661b848853b547f");
+  auto ct = sender->context.Seal(Unhex("436f756e742d30"),
+                                 Unhex("4265617574792069732074727574682c20747275746820626561757479"));
+  ASSERT_TRUE(ct.ok());
+  EXPECT_EQ(HexEncode(*ct),
+            "1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28");
+}
+
 class HpkeRoundTripTest : public ::testing::TestWithParam<AeadId> {};
 
 TEST_P(HpkeRoundTripTest, SingleShotSealOpens) {

@@ -11,10 +11,11 @@ def tether_cc_library(name, copts = [], **kwargs):
 def tether_cc_binary(name, copts = [], **kwargs):
     cc_binary(name = name, copts = TETHER_COPTS + copts, **kwargs)
 
-def tether_cc_test(name, copts = [], deps = [], main = True, **kwargs):
+def tether_cc_test(name, copts = [], deps = [], main = True, size = "small", **kwargs):
     """A GoogleTest test. `main = False` links gtest without gtest_main (the test brings main)."""
     cc_test(
         name = name,
+        size = size,
         copts = TETHER_COPTS + copts,
         deps = deps + (["@gtest_main//:lib"] if main else ["@gtest//:lib"]),
         **kwargs
