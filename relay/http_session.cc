@@ -226,7 +226,7 @@ class WebSocketListener : public ListenerCore {
     Item item = std::move(queue_.front());
     queue_.pop_front();
     queued_bytes_.fetch_sub(item.bytes.size());
-    if (ec) return Finish();
+    if (ec || finished_) return Finish();
     OnWritten(item.channel_id, item.bytes.size());
     if (close_requested_) {
       MaybeStartClose();
@@ -245,12 +245,16 @@ class WebSocketListener : public ListenerCore {
     });
   }
 
+  // The connection is over. The queue is dropped once no write uses its front element.
   void Finish() {
+    if (!writing_) {
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
     if (finished_) return;
     finished_ = true;
+    close_started_ = true;  // nothing more is written
     token_timer_.cancel();
-    queue_.clear();
-    queued_bytes_ = 0;
     OnTransportClosed();
   }
 
@@ -283,7 +287,8 @@ class SenderSession : public SenderEndpoint,
   void Start(proto::RelayFrame::SenderMeta meta) {
     net::dispatch(ws_.get_executor(), [self = this->shared_from_this(),
                                        meta = std::move(meta)]() mutable {
-      self->channel_id_ = self->listener_->OpenChannel(self, std::move(meta));
+      std::shared_ptr<ListenerCore> listener = self->listener_.lock();
+      self->channel_id_ = listener ? listener->OpenChannel(self, std::move(meta)) : 0;
       if (self->channel_id_ == 0) {
         self->RespondAndClose(http::status::service_unavailable, "no listener");
         return;
@@ -292,7 +297,7 @@ class SenderSession : public SenderEndpoint,
       self->accept_timer_.async_wait([self](beast::error_code ec) {
         if (ec || self->state_ != State::kPending) return;
         self->context_->metrics.channels_rejected.fetch_add(1, std::memory_order_relaxed);
-        self->listener_->SenderClosed(self->channel_id_, 1001, "sender gave up waiting for Accept");
+        self->NotifyListenerClosed(1001, "sender gave up waiting for Accept");
         self->RespondAndClose(http::status::gateway_timeout, "listener did not answer");
       });
     });
@@ -316,7 +321,7 @@ class SenderSession : public SenderEndpoint,
       self->ws_.async_accept(self->request_, [self](beast::error_code ec) {
         if (ec) {
           self->state_ = State::kDone;
-          self->listener_->SenderClosed(self->channel_id_, 1006, "sender handshake failed");
+          self->NotifyListenerClosed(1006, "sender handshake failed");
           return;
         }
         self->state_ = State::kOpen;
@@ -345,8 +350,7 @@ class SenderSession : public SenderEndpoint,
     if (total > context_->options.channel_queue_bytes) {
       queued_bytes_.fetch_sub(payload.size());
       context_->metrics.queue_full_closes.fetch_add(1, std::memory_order_relaxed);
-      listener_->SenderClosed(channel_id_, proto::RELAY_CLOSE_CODE_QUEUE_FULL,
-                              "queue full: the sender does not read");
+      NotifyListenerClosed(proto::RELAY_CLOSE_CODE_QUEUE_FULL, "queue full: the sender does not read");
       CloseFromListener(proto::RELAY_CLOSE_CODE_QUEUE_FULL, "queue full: the sender does not read");
       return;
     }
@@ -387,6 +391,10 @@ class SenderSession : public SenderEndpoint,
         listener_(std::move(listener)),
         accept_timer_(ws_.get_executor()) {}
 
+  void NotifyListenerClosed(uint32_t code, std::string reason) {
+    if (auto listener = listener_.lock()) listener->SenderClosed(channel_id_, code, std::move(reason));
+  }
+
   void RespondAndClose(http::status status, std::string reason) {
     state_ = State::kDone;
     auto response = std::make_shared<Response>(status, request_.version());
@@ -410,13 +418,14 @@ class SenderSession : public SenderEndpoint,
           uint32_t code = ReadCloseCode(self->ws_.reason(), ec);
           std::string reason = code == 1009 ? "message too big"
                                             : std::string(self->ws_.reason().reason.c_str());
-          self->listener_->SenderClosed(self->channel_id_, code,
-                                        reason.empty() ? "sender closed" : reason);
+          self->NotifyListenerClosed(code, reason.empty() ? "sender closed" : reason);
         }
-        self->queue_.clear();
+        if (!self->writing_) self->queue_.clear();
         return;
       }
-      self->listener_->SenderData(self->channel_id_, beast::buffers_to_string(self->buffer_.data()));
+      if (auto listener = self->listener_.lock()) {
+        listener->SenderData(self->channel_id_, beast::buffers_to_string(self->buffer_.data()));
+      }
       self->buffer_.consume(self->buffer_.size());
       self->DoRead();
     });
@@ -430,7 +439,10 @@ class SenderSession : public SenderEndpoint,
                       self->writing_ = false;
                       self->queued_bytes_.fetch_sub(self->queue_.front().size());
                       self->queue_.pop_front();
-                      if (ec) return;
+                      if (ec || self->state_ == State::kDone) {
+                        self->queue_.clear();
+                        return;
+                      }
                       if (self->close_requested_) {
                         self->MaybeStartClose();
                       } else {
@@ -453,7 +465,8 @@ class SenderSession : public SenderEndpoint,
   RelayContext* const context_;
   websocket::stream<Stream> ws_;
   Request request_;
-  std::shared_ptr<ListenerCore> listener_;
+  // Weak: the listener owns its channels' senders, so a strong pointer back would be a cycle.
+  std::weak_ptr<ListenerCore> listener_;
   net::steady_timer accept_timer_;
   uint64_t channel_id_ = 0;
   State state_ = State::kPending;
@@ -787,16 +800,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     // The client's read timeout must outlast the wait; keep the socket open meanwhile.
     beast::get_lowest_layer(stream_).expires_never();
+    // Weak: the parked callback lives inside the listener.
+    std::weak_ptr<LongPollListener> weak = listener;
     listener->Poll(absl::Seconds(wait_seconds),
-                   [self = this->shared_from_this(), listener](std::vector<std::string> frames) {
-                     net::post(self->stream_.get_executor(), [self, listener,
+                   [self = this->shared_from_this(), weak](std::vector<std::string> frames) {
+                     net::post(self->stream_.get_executor(), [self, weak,
                                                               frames = std::move(frames)]() mutable {
-                       self->SendPollResponse(listener, std::move(frames));
+                       self->SendPollResponse(weak, std::move(frames));
                      });
                    });
   }
 
-  void SendPollResponse(const std::shared_ptr<LongPollListener>& listener,
+  void SendPollResponse(std::weak_ptr<LongPollListener> listener,
                         std::vector<std::string> frames) {
     std::string body;
     for (const std::string& frame : frames) {
@@ -817,7 +832,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     response->body() = std::move(body);
     response->prepare_payload();
     WriteResponse(response, [listener, frames = std::move(frames)]() mutable {
-      listener->Requeue(std::move(frames));
+      if (auto l = listener.lock()) l->Requeue(std::move(frames));
     });
   }
 
