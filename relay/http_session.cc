@@ -82,6 +82,22 @@ void ShutdownStream(beast::ssl_stream<beast::tcp_stream>& stream, std::shared_pt
   });
 }
 
+// A response with Tether's headers; text/plain bodies are one line ending in a newline.
+std::shared_ptr<Response> TextResponse(http::status status, std::string text, bool keep_alive,
+                                       const char* content_type = "text/plain") {
+  auto response = std::make_shared<Response>(status, 11);
+  response->set(http::field::server, kServerName);
+  response->set(http::field::content_type, content_type);
+  response->set(http::field::cache_control, "no-store");
+  response->keep_alive(keep_alive);
+  if (std::string(content_type) == "text/plain" && !text.empty() && text.back() != '\n') {
+    text += "\n";
+  }
+  response->body() = std::move(text);
+  response->prepare_payload();
+  return response;
+}
+
 uint32_t ReadCloseCode(const websocket::close_reason& reason, const beast::error_code& ec) {
   if (ec == websocket::error::closed) return reason.code == 0 ? 1000 : reason.code;
   if (ec == websocket::error::message_too_big) return 1009;
@@ -397,12 +413,7 @@ class SenderSession : public SenderEndpoint,
 
   void RespondAndClose(http::status status, std::string reason) {
     state_ = State::kDone;
-    auto response = std::make_shared<Response>(status, request_.version());
-    response->set(http::field::server, kServerName);
-    response->set(http::field::content_type, "text/plain");
-    response->keep_alive(false);
-    response->body() = reason + "\n";
-    response->prepare_payload();
+    auto response = TextResponse(status, std::move(reason), false);
     beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(10));
     http::async_write(ws_.next_layer(), *response,
                       [self = this->shared_from_this(), response](beast::error_code, std::size_t) {
@@ -558,18 +569,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void Respond(http::status status, std::string body, bool keep_alive,
                const char* content_type = "text/plain") {
-    auto response = std::make_shared<Response>(status, 11);
-    response->set(http::field::server, kServerName);
-    response->set(http::field::content_type, content_type);
-    response->set(http::field::cache_control, "no-store");
-    response->keep_alive(keep_alive);
-    response->body() = std::move(body);
-    if (std::string(content_type) == "text/plain" && !response->body().empty() &&
-        response->body().back() != '\n') {
-      response->body() += "\n";
-    }
-    response->prepare_payload();
-    WriteResponse(response, nullptr);
+    WriteResponse(TextResponse(status, std::move(body), keep_alive, content_type), nullptr);
   }
 
   // Writes `response`; on failure runs `on_failure` (used to requeue long-poll frames).
@@ -813,24 +813,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 
   void SendPollResponse(std::weak_ptr<LongPollListener> listener,
                         std::vector<std::string> frames) {
-    std::string body;
-    for (const std::string& frame : frames) {
-      // Varint length prefix, then the frame (common/proto/frame_codec.h's format).
-      uint64_t n = frame.size();
-      while (n >= 0x80) {
-        body.push_back(static_cast<char>((n & 0x7f) | 0x80));
-        n >>= 7;
-      }
-      body.push_back(static_cast<char>(n));
-      body += frame;
-    }
-    auto response = std::make_shared<Response>(http::status::ok, 11);
-    response->set(http::field::server, kServerName);
-    response->set(http::field::content_type, "application/octet-stream");
-    response->set(http::field::cache_control, "no-store");
-    response->keep_alive(true);
-    response->body() = std::move(body);
-    response->prepare_payload();
+    auto response = TextResponse(http::status::ok, proto::EncodeDelimitedSerialized(frames), true,
+                                 "application/octet-stream");
     WriteResponse(response, [listener, frames = std::move(frames)]() mutable {
       if (auto l = listener.lock()) l->Requeue(std::move(frames));
     });
@@ -870,16 +854,11 @@ template <class Stream>
 class ListenerRefusal : public std::enable_shared_from_this<ListenerRefusal<Stream>> {
  public:
   ListenerRefusal(Stream&& stream, std::string reason)
-      : stream_(std::move(stream)), response_(http::status::too_many_requests, 11) {
-    response_.set(http::field::server, kServerName);
-    response_.set(http::field::content_type, "text/plain");
-    response_.keep_alive(false);
-    response_.body() = reason + "\n";
-    response_.prepare_payload();
-  }
+      : stream_(std::move(stream)),
+        response_(TextResponse(http::status::too_many_requests, std::move(reason), false)) {}
   void Run() {
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
-    http::async_write(stream_, response_,
+    http::async_write(stream_, *response_,
                       [self = this->shared_from_this()](beast::error_code, std::size_t) {
                         ShutdownStream(self->stream_, self);
                       });
@@ -887,7 +866,7 @@ class ListenerRefusal : public std::enable_shared_from_this<ListenerRefusal<Stre
 
  private:
   Stream stream_;
-  Response response_;
+  std::shared_ptr<Response> response_;
 };
 
 template <class Stream>

@@ -21,18 +21,11 @@ std::string Unhex(const std::string& hex) {
 class HpkeVectorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto records = ReadVectorFile(kVectorFile);
-    ASSERT_TRUE(records.ok()) << records.status();
-    for (auto& r : *records) {
-      if (r.count("sequence number")) {
-        encryptions_.push_back(r);
-      } else if (r.count("exporter_context")) {
-        exports_.push_back(r);
-      } else if (r.count("ikmE")) {
-        setup_ = r;
-      }
-    }
-    ASSERT_FALSE(setup_.empty());
+    auto vectors = ReadHpkeVectors(kVectorFile);
+    ASSERT_TRUE(vectors.ok()) << vectors.status();
+    setup_ = vectors->setup;
+    encryptions_ = vectors->encryptions;
+    exports_ = vectors->exports;
     ASSERT_EQ(encryptions_.size(), 6u);
     ASSERT_EQ(exports_.size(), 3u);
     auto suite = HpkeSuite::FromIds(std::stoi(setup_["kem_id"]), std::stoi(setup_["kdf_id"]),

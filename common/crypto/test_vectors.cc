@@ -53,4 +53,21 @@ absl::StatusOr<std::vector<VectorRecord>> ReadVectorFile(const std::string& path
   return records;
 }
 
+absl::StatusOr<HpkeVectorSet> ReadHpkeVectors(const std::string& path) {
+  absl::StatusOr<std::vector<VectorRecord>> records = ReadVectorFile(path);
+  if (!records.ok()) return records.status();
+  HpkeVectorSet set;
+  for (VectorRecord& r : *records) {
+    if (r.count("sequence number")) {
+      set.encryptions.push_back(std::move(r));
+    } else if (r.count("exporter_context")) {
+      set.exports.push_back(std::move(r));
+    } else if (r.count("ikmE")) {
+      set.setup = std::move(r);
+    }
+  }
+  if (set.setup.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no setup record"));
+  return set;
+}
+
 }  // namespace tether::crypto

@@ -47,6 +47,19 @@ std::string EncodeDelimited(const std::vector<RelayFrame>& frames) {
   return out;
 }
 
+std::string EncodeDelimitedSerialized(const std::vector<std::string>& serialized_frames) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream string_stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&string_stream);
+    for (const std::string& frame : serialized_frames) {
+      coded.WriteVarint64(frame.size());
+      coded.WriteRaw(frame.data(), static_cast<int>(frame.size()));
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<RelayFrame>> DecodeDelimited(std::string_view body, size_t max_frames,
                                                         size_t max_frame_bytes) {
   if (body.size() > static_cast<size_t>(INT_MAX)) {

@@ -16,6 +16,9 @@ namespace tether::proto {
 // Serializes `frames` in order, each as varint(length) || RelayFrame bytes.
 std::string EncodeDelimited(const std::vector<RelayFrame>& frames);
 
+// The same format from frames that are already serialized (the relay queues frames as bytes).
+std::string EncodeDelimitedSerialized(const std::vector<std::string>& serialized_frames);
+
 // Parses a body made by EncodeDelimited. The body is untrusted: every malformed input is
 // kInvalidArgument with a message naming the frame index and byte offset:
 //   - the body ends inside a length prefix or inside a frame (truncated);

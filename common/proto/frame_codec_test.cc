@@ -143,5 +143,16 @@ TEST(FrameCodecTest, UnparsableFrameIsRejected) {
                                   "not a valid RelayFrame");
 }
 
+TEST(FrameCodecTest, SerializedFramesEncodeToTheSameBody) {
+  std::vector<RelayFrame> frames(2);
+  frames[0].mutable_data()->set_channel_id(7);
+  frames[0].mutable_data()->set_payload(std::string(300, 'p'));  // a two-byte varint length
+  frames[1].mutable_ping()->set_nonce(9);
+  std::vector<std::string> serialized = {frames[0].SerializeAsString(),
+                                         frames[1].SerializeAsString()};
+  EXPECT_EQ(EncodeDelimitedSerialized(serialized), EncodeDelimited(frames));
+  EXPECT_EQ(EncodeDelimitedSerialized({}), "");
+}
+
 }  // namespace
 }  // namespace tether::proto

@@ -68,17 +68,11 @@ Result RunCli(const std::vector<std::string>& args) {
 class CryptoCliHpkeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto records = crypto::ReadVectorFile("common/crypto/testdata/hpke-rfc9180-a1-base.txt");
-    ASSERT_TRUE(records.ok()) << records.status();
-    for (auto& r : *records) {
-      if (r.count("sequence number")) {
-        encryptions_.push_back(r);
-      } else if (r.count("exporter_context")) {
-        exports_.push_back(r);
-      } else if (r.count("ikmE")) {
-        setup_ = r;
-      }
-    }
+    auto vectors = crypto::ReadHpkeVectors("common/crypto/testdata/hpke-rfc9180-a1-base.txt");
+    ASSERT_TRUE(vectors.ok()) << vectors.status();
+    setup_ = vectors->setup;
+    encryptions_ = vectors->encryptions;
+    exports_ = vectors->exports;
     ASSERT_EQ(encryptions_.size(), 6u);
   }
   std::vector<std::string> SuiteFlags() {
