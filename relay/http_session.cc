@@ -223,7 +223,7 @@ class WebSocketListener : public ListenerCore {
     if (!parsed || frame.kind_case() == proto::RelayFrame::KIND_NOT_SET) {
       context()->metrics.invalid_frames.fetch_add(1, std::memory_order_relaxed);
       LogWarning("listener_invalid_frame", {{"entity", entity()}, {"listener_id", id()}});
-      CloseTransport(1007, "invalid frame: not a RelayFrame");
+      CloseTransport(proto::RELAY_CLOSE_CODE_INVALID_FRAME, "invalid frame: not a RelayFrame");
     } else {
       HandleFrame(frame);
     }

@@ -12,7 +12,7 @@ namespace {
 constexpr uint32_t kCloseQueueFull = proto::RELAY_CLOSE_CODE_QUEUE_FULL;
 constexpr uint32_t kCloseListenerGone = proto::RELAY_CLOSE_CODE_LISTENER_GONE;
 constexpr uint32_t kCloseTokenExpired = proto::RELAY_CLOSE_CODE_TOKEN_EXPIRED;
-constexpr uint32_t kCloseUnknownChannel = 4004;
+constexpr uint32_t kCloseUnknownChannel = proto::RELAY_CLOSE_CODE_UNKNOWN_CHANNEL;
 
 }  // namespace
 
@@ -157,7 +157,7 @@ void ListenerCore::HandleFrame(const proto::RelayFrame& frame) {
       }
       context_->metrics.channels_rejected.fetch_add(1, std::memory_order_relaxed);
       uint32_t status = frame.reject().http_status();
-      if (status < 400 || status > 599) status = 403;
+      if (status < 400 || status > 599) status = 502;  // relay.proto: out of range is 502
       sender->OnRejected(status, frame.reject().reason());
       return;
     }
@@ -210,7 +210,7 @@ void ListenerCore::HandleFrame(const proto::RelayFrame& frame) {
   }
   // Open is relay → listener only; a frame without a kind is meaningless.
   context_->metrics.invalid_frames.fetch_add(1, std::memory_order_relaxed);
-  Close(1007, "invalid frame");
+  Close(proto::RELAY_CLOSE_CODE_INVALID_FRAME, "invalid frame");
 }
 
 void ListenerCore::HandleRenewToken(const std::string& token) {

@@ -18,8 +18,9 @@ What is built so far (see README.md, "Status"):
   //common/proto      wire formats and gRPC services of all four services
   //common/store      RocksDB storage
   //tools/crypto_cli  the crypto primitives on the command line
-Missing before a demo can run: //relay:relay_server, //cloud:cloud_server, //agent:agent,
-//gateway:gateway, //tools/devstack (issues 3 to 7).
+  //relay:relay_server the relay (docs/RELAY.md), with its client library in //common/net
+Missing before a demo can run: //cloud:cloud_server, //agent:agent,
+//gateway:gateway, //tools/devstack (issues 4 to 7).
 
 Meanwhile, the credential crypto at work (an X25519 key pair derived from a seed, then an HPKE
 seal and open with Tether's suite, X25519 / HKDF-SHA256 / AES-256-GCM):
