@@ -69,6 +69,9 @@ struct RelayServer::Impl {
         });
         return;
       }
+      // Frames are whole messages written at once; Nagle would only add latency to small ones.
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       StartHttpSession(context.get(), std::move(socket), tls.get());
       DoAccept();
     });
