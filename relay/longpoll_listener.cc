@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "absl/time/clock.h"
+#include "common/base/clock.h"
 #include "common/base/log.h"
 
 namespace tether::relay {
@@ -36,7 +37,7 @@ LongPollListener::LongPollListener(RelayContext* context, net::any_io_executor e
       strand_(net::make_strand(std::move(executor))),
       wait_timer_(strand_),
       idle_timer_(strand_),
-      last_activity_(absl::Now()) {}
+      last_activity_(WallNow()) {}
 
 void LongPollListener::Start() {
   net::post(strand_, [self = self()] { self->ArmIdleTimer(); });
@@ -55,7 +56,7 @@ void LongPollListener::OnIdleTimer() {
     CloseTransport(proto::RELAY_CLOSE_CODE_TOKEN_EXPIRED, "token expired");
     return;
   }
-  absl::Duration idle = absl::Now() - last_activity_;
+  absl::Duration idle = WallNow() - last_activity_;
   if (!parked_ && idle >= context()->options.longpoll_idle_timeout) {
     LogInfo("longpoll_listener_idle", {{"entity", entity()}, {"listener_id", id()}});
     CloseTransport(proto::RELAY_CLOSE_CODE_LISTENER_GONE, "long-poll listener stopped polling");
@@ -76,7 +77,7 @@ void LongPollListener::OnIdleTimer() {
 void LongPollListener::Poll(absl::Duration wait, PollCallback done) {
   net::post(strand_, [self = self(), wait, done = std::move(done)]() mutable {
     self->context()->metrics.longpoll_polls.fetch_add(1, std::memory_order_relaxed);
-    self->last_activity_ = absl::Now();
+    self->last_activity_ = WallNow();
     if (self->parked_) self->CompleteParked();  // the client gave up on the older poll
     self->parked_ = std::move(done);
     if (!self->queue_.empty() || self->closed_ || wait <= absl::ZeroDuration()) {
@@ -109,7 +110,7 @@ void LongPollListener::CompleteParked() {
   }
   PollCallback done = std::move(parked_);
   parked_ = nullptr;
-  last_activity_ = absl::Now();
+  last_activity_ = WallNow();
   done(std::move(frames));
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/crypto/key_file.h"
@@ -155,16 +156,16 @@ void RelayServer::Drain() {
     boost::system::error_code ec;
     impl_->acceptor.close(ec);
   });
-  absl::Time deadline = absl::Now() + context_->options.drain_timeout;
+  absl::Time deadline = WallNow() + context_->options.drain_timeout;
   // Polling a counter here is a bounded shutdown wait, not test synchronisation.
-  while (context_->metrics.channels.load() > 0 && absl::Now() < deadline) {
+  while (context_->metrics.channels.load() > 0 && WallNow() < deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   for (const auto& listener : context_->registry.All()) {
     listener->Close(proto::RELAY_CLOSE_CODE_GOING_AWAY, "relay shutting down");
   }
-  absl::Time close_deadline = absl::Now() + absl::Seconds(2);
-  while (!context_->registry.All().empty() && absl::Now() < close_deadline) {
+  absl::Time close_deadline = WallNow() + absl::Seconds(2);
+  while (!context_->registry.All().empty() && WallNow() < close_deadline) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   Stop();

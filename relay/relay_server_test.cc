@@ -351,6 +351,29 @@ TEST_F(RelayServerTest, OversizedSenderMessageClosesTheChannelWith1009) {
   EXPECT_NE(next, 0u);
 }
 
+TEST_F(RelayServerTest, OversizedListenerMessageClosesThatListenerWith1009) {
+  RelayOptions options;
+  options.max_frame_bytes = 4096;
+  options.channel_queue_bytes = 65536;
+  options.connection_queue_bytes = 1 << 20;
+  StartRelay(options);
+  TestListener big(port_, "machine-1", "big", ListenToken("machine-1"));
+  TestListener other(port_, "machine-2", "other", ListenToken("machine-2"));
+  ASSERT_EQ(big.Connect(), 101);
+  ASSERT_EQ(other.Connect(), 101);
+  uint64_t channel = 0;
+  auto sender = OpenChannel(big, "machine-1", &channel);
+  big.SendData(channel, std::string(4096 + 2048, 'x'));  // over max_frame_bytes + frame overhead
+  EXPECT_FALSE(big.ws().ReadFrame().has_value());
+  EXPECT_EQ(big.ws().close_code(), 1009);
+  // Its channel closes with a reason the sender sees; the other listener is untouched.
+  EXPECT_FALSE(sender->Read().has_value());
+  EXPECT_EQ(sender->close_code(), 4001);
+  uint64_t next = 0;
+  auto sender2 = OpenChannel(other, "machine-2", &next);
+  EXPECT_NE(next, 0u);
+}
+
 TEST_F(RelayServerTest, GarbageFromAListenerClosesOnlyThatListenerWith1007) {
   TestListener bad(port_, "machine-1", "bad", ListenToken("machine-1"));
   TestListener good(port_, "machine-2", "good", ListenToken("machine-2"));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/base/clock.h"
 
 namespace tether {
 namespace {
@@ -66,7 +67,7 @@ std::string JsonEscape(absl::string_view text) {
 std::string FormatLogLine(LogLevel level, absl::string_view event,
                           std::initializer_list<LogField> fields) {
   std::string line = absl::StrCat(
-      "{\"ts\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
+      "{\"ts\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", WallNow(), absl::UTCTimeZone()),
       "\",\"level\":\"", LevelName(level), "\",\"event\":\"", JsonEscape(event), "\"");
   for (const auto& [key, value] : fields) {
     absl::StrAppend(&line, ",\"", JsonEscape(key), "\":\"", JsonEscape(value), "\"");

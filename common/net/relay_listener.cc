@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/base/clock.h"
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/crypto/sas_token.h"
@@ -292,7 +293,7 @@ class WebSocketTransport : public ControlTransport,
     ws_.binary(true);
     ws_.control_callback([this](websocket::frame_type, beast::string_view) {
       // Runs inside a read on this object; the read's handler keeps it alive.
-      last_receive_ = absl::Now();
+      last_receive_ = WallNow();
     });
     ws_.async_handshake(
         response_, config_->target->endpoint.HostHeader(),
@@ -319,7 +320,7 @@ class WebSocketTransport : public ControlTransport,
                                                config_->target->Describe()))});
     }
     up_ = true;
-    last_receive_ = absl::Now();
+    last_receive_ = WallNow();
     if (auto events = events_.lock()) events->OnTransportUp(generation_);
     if (finished_) return;
     DoRead();
@@ -343,7 +344,7 @@ class WebSocketTransport : public ControlTransport,
       return Fail({TransportFailure::Kind::kLost,
                    AsioStatus(ec, "control connection to the relay lost")});
     }
-    last_receive_ = absl::Now();
+    last_receive_ = WallNow();
     proto::RelayFrame frame;
     const bool parsed = frame.ParseFromArray(buffer_.data().data(),
                                              static_cast<int>(buffer_.size()));
@@ -424,7 +425,7 @@ class WebSocketTransport : public ControlTransport,
   bool finished_ = false;  // aborted, failed or shut down: no more events
   uint32_t shutdown_code_ = kCloseGoingAway;
   std::string shutdown_reason_;
-  absl::Time last_receive_ = absl::Now();
+  absl::Time last_receive_ = WallNow();
 };
 
 // The control connection over HTTP long-poll: POST .../poll returns frames for the listener,
@@ -529,7 +530,7 @@ class LongPollTransport : public ControlTransport,
       return Fail({up_ ? TransportFailure::Kind::kLost : TransportFailure::Kind::kRefused,
                    std::move(refusal)});
     }
-    last_receive_ = absl::Now();
+    last_receive_ = WallNow();
     auto frames = proto::DecodeDelimited(response->body(), kMaxFramesPerPoll,
                                          config_->max_payload_bytes + kFrameOverhead);
     if (!frames.ok()) {
@@ -676,7 +677,7 @@ class LongPollTransport : public ControlTransport,
   bool finished_ = false;
   uint32_t shutdown_code_ = kCloseGoingAway;
   std::string shutdown_reason_;
-  absl::Time last_receive_ = absl::Now();
+  absl::Time last_receive_ = WallNow();
 };
 
 }  // namespace
@@ -799,7 +800,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     }
     if (generation != generation_ || phase_ != Phase::kConnecting) return;
     phase_ = Phase::kConnected;
-    connected_at_ = absl::Now();
+    connected_at_ = WallNow();
     last_ping_sent_ = connected_at_;
     const bool websocket = transport_->is_websocket();
     if (websocket) {
@@ -843,7 +844,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
   void OnTransportDown(uint64_t generation, TransportFailure failure) override {
     if (probe_ && generation == probe_generation_) {
       probe_ = nullptr;
-      next_probe_at_ = absl::Now() + options_.websocket_retry_interval;
+      next_probe_at_ = WallNow() + options_.websocket_retry_interval;
       Log(LogLevel::kInfo, "relay_listener_websocket_retry_failed",
           {{"entity", options_.entity}, {"error", std::string(failure.status.message())}});
       return;
@@ -854,7 +855,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     if (phase_ == Phase::kConnecting) {
       if (failure.kind == TransportFailure::Kind::kUpgradeRefused &&
           options_.transport == ListenerOptions::Transport::kAuto) {
-        ws_refused_at_ = absl::Now();
+        ws_refused_at_ = WallNow();
         fallback_reason_ = failure.status;
         Log(LogLevel::kWarning, "relay_listener_longpoll_fallback",
             {{"entity", options_.entity}, {"reason", std::string(failure.status.message())}});
@@ -908,7 +909,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     const bool websocket =
         options_.transport == ListenerOptions::Transport::kWebSocketOnly ||
         (options_.transport == ListenerOptions::Transport::kAuto &&
-         absl::Now() - ws_refused_at_ >= options_.websocket_retry_interval);
+         WallNow() - ws_refused_at_ >= options_.websocket_retry_interval);
     StartTransport(websocket);
   }
 
@@ -922,7 +923,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
 
   void SetToken(std::string token) {
     token_ = std::move(token);
-    token_fetched_at_ = absl::Now();
+    token_fetched_at_ = WallNow();
     auto parsed = crypto::ParseSasToken(token_);
     token_expiry_ = parsed.ok() ? absl::FromUnixSeconds(parsed->expiry_unix) : absl::InfiniteFuture();
   }
@@ -969,7 +970,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     EndAllChannels(kCloseListenerGone, "listener connection lost", /*tell_relay=*/false);
     // A connection that proved healthy starts the backoff over; one that was replaced (another
     // process holds the same listener id) or short-lived keeps climbing toward the cap.
-    const bool stable = absl::Now() - connected_at_ >= options_.stable_after &&
+    const bool stable = WallNow() - connected_at_ >= options_.stable_after &&
                         failure.close_code != kCloseReplaced;
     ScheduleRetry(std::move(failure.status), stable);
   }
@@ -985,7 +986,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     if (renew_at_ != absl::InfiniteFuture() && !renewing_) ArmRenewal(renew_at_);
     ws_refused_at_ = absl::InfinitePast();
     fallback_reason_ = absl::OkStatus();
-    connected_at_ = absl::Now();
+    connected_at_ = WallNow();
     last_ping_sent_ = connected_at_;
     Log(LogLevel::kInfo, "relay_listener_connected",
         {{"entity", options_.entity},
@@ -1038,7 +1039,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
 
   void Tick() {
     if (phase_ != Phase::kConnected || !transport_) return;
-    const absl::Time now = absl::Now();
+    const absl::Time now = WallNow();
     if (transport_->is_websocket()) {
       const absl::Duration silent = now - transport_->last_receive();
       if (silent >= 3 * options_.ping_interval) {
@@ -1087,7 +1088,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
   void ArmRenewal(absl::Time at) {
     renew_at_ = at;
     renew_timer_.expires_after(absl::ToChronoMilliseconds(
-        std::max(at - absl::Now(), absl::ZeroDuration())));
+        std::max(at - WallNow(), absl::ZeroDuration())));
     renew_timer_.async_wait([self = shared_from_this(), generation = generation_,
                              at](beast::error_code ec) {
       if (ec || self->phase_ != Phase::kConnected || self->generation_ != generation ||
@@ -1123,14 +1124,14 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     proto::RelayFrame frame;
     frame.mutable_renew_token()->set_token(token_);
     SendControl(frame);
-    renewal_sent_at_ = absl::Now();
+    renewal_sent_at_ = WallNow();
     ScheduleRenewal();
   }
 
   void RenewalFailed(absl::Status why) {
     // Try again soon, while the current token still works.
-    const absl::Duration left = token_expiry_ - absl::Now();
-    ArmRenewal(absl::Now() + std::clamp(left / 4, absl::Milliseconds(100), absl::Seconds(5)));
+    const absl::Duration left = token_expiry_ - WallNow();
+    ArmRenewal(WallNow() + std::clamp(left / 4, absl::Milliseconds(100), absl::Seconds(5)));
     Log(LogLevel::kWarning, "relay_listener_renewal_failed",
         {{"entity", options_.entity}, {"error", std::string(why.message())}});
     Report(transport_->is_websocket() ? ListenerState::Kind::kConnectedWebSocket
@@ -1150,7 +1151,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     std::shared_ptr<ListenerChannel> channel(new ListenerChannel(
         id, generation_, open.sender_meta(), post_, weak_from_this(), options_.max_payload_bytes,
         options_.channel_send_queue_bytes));
-    channel->opened_at_ = absl::Now();
+    channel->opened_at_ = WallNow();
     channels_[id] = channel;
     options_.on_channel(channel);
   }
@@ -1177,7 +1178,7 @@ class ListenerCore : public TransportEvents, public std::enable_shared_from_this
     }
     // Channel 0: the control connection. The relay uses it for a refused renewal (the
     // connection stays) and, on long-poll, to explain why it dropped the session.
-    const absl::Time now = absl::Now();
+    const absl::Time now = WallNow();
     if (close.code() == kCloseTokenExpired && now < token_expiry_ &&
         now - renewal_sent_at_ < 3 * options_.handshake_timeout) {
       return RenewalFailed(absl::UnauthenticatedError(

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/base/clock.h"
 #include "common/crypto/sas_token.h"
 #include "common/crypto/secret.h"
 
@@ -51,7 +52,7 @@ absl::StatusOr<std::string> WriteKeysFile() {
 std::string MakeToken(const TestKey& key, const std::string& entity, absl::Duration lifetime) {
   return crypto::CreateSasToken(absl::StrCat("/$hc/", entity), key.name,
                                 crypto::SecretBytes(key.key),
-                                absl::ToUnixSeconds(absl::Now() + lifetime));
+                                absl::ToUnixSeconds(WallNow() + lifetime));
 }
 
 absl::StatusOr<std::unique_ptr<RelayProcess>> RelayProcess::Start(std::vector<std::string> flags,
@@ -84,8 +85,8 @@ absl::Status RelayProcess::Spawn(uint16_t port) {
   }
   pid_ = pid;
   // Wait for the port file (the relay writes it atomically once it listens), with a deadline.
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline) {
+  const absl::Time deadline = WallNow() + absl::Seconds(20);
+  while (WallNow() < deadline) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
@@ -143,9 +144,9 @@ RelayProcess::~RelayProcess() {
   if (pid_ <= 0) return;
   kill(pid_, SIGCONT);
   kill(pid_, SIGTERM);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  const absl::Time deadline = WallNow() + absl::Seconds(10);
   int status = 0;
-  while (absl::Now() < deadline) {
+  while (WallNow() < deadline) {
     if (waitpid(pid_, &status, WNOHANG) == pid_) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // reaping with a deadline
   }

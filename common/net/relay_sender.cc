@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/base/clock.h"
 #include "common/base/status_macros.h"
 #include "common/net/asio_status.h"
 #include "common/net/dial.h"
@@ -72,7 +73,7 @@ class SenderSession : public std::enable_shared_from_this<SenderSession> {
                                                      options_.max_message_bytes));
     }
     absl::MutexLock lock(&mu_);
-    const absl::Time deadline = absl::Now() + options_.send_timeout;
+    const absl::Time deadline = WallNow() + options_.send_timeout;
     auto has_room = [&] {
       return ended_ || close_requested_ || send_queued_bytes_ == 0 ||
              send_queued_bytes_ + message.size() <= options_.send_queue_bytes;
@@ -95,7 +96,7 @@ class SenderSession : public std::enable_shared_from_this<SenderSession> {
 
   absl::StatusOr<std::string> Receive(absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
-    const absl::Time deadline = absl::Now() + timeout;
+    const absl::Time deadline = WallNow() + timeout;
     while (inbox_.empty() && !ended_) {
       if (cv_.WaitWithDeadline(&mu_, deadline)) break;
     }
@@ -129,7 +130,7 @@ class SenderSession : public std::enable_shared_from_this<SenderSession> {
           self->StartClose(code, std::move(reason));
         });
       }
-      const absl::Time deadline = absl::Now() + options_.close_timeout;
+      const absl::Time deadline = WallNow() + options_.close_timeout;
       while (!ended_) {
         if (cv_.WaitWithDeadline(&mu_, deadline)) break;
       }
