@@ -60,7 +60,7 @@ class RelayTlsTest : public ::testing::Test {
   }
 
   // Opens a verified TLS WebSocket; returns the HTTP status (101 on success).
-  int Open(TlsWebSocket& ws, ssl::context& /*ctx*/, uint16_t port, const std::string& target,
+  int Open(TlsWebSocket& ws, uint16_t port, const std::string& target,
            const std::string& host) {
     beast::error_code ec;
     beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(30));
@@ -101,11 +101,11 @@ TEST_F(RelayTlsTest, ChannelWorksOverVerifiedTls) {
 
   net::io_context ioc;
   TlsWebSocket listener(ioc, *ctx);
-  ASSERT_EQ(Open(listener, *ctx, port, "/$hc/m1?action=listen&id=l1", "localhost"), 101);
+  ASSERT_EQ(Open(listener, port, "/$hc/m1?action=listen&id=l1", "localhost"), 101);
   net::io_context ioc2;
   TlsWebSocket sender(ioc2, *ctx);
   std::future<int> status = std::async(std::launch::async, [&] {
-    return Open(sender, *ctx, port, "/$hc/m1?action=connect", "127.0.0.1");
+    return Open(sender, port, "/$hc/m1?action=connect", "127.0.0.1");
   });
   beast::flat_buffer buffer;
   listener.read(buffer);
@@ -134,10 +134,10 @@ TEST_F(RelayTlsTest, ClientsThatDoNotTrustTheCaOrUseTheWrongNameFail) {
   auto wrong_ca = ClientContext(other->ca_cert_pem);
   net::io_context ioc;
   TlsWebSocket ws(ioc, *wrong_ca);
-  EXPECT_EQ(Open(ws, *wrong_ca, (*server)->port(), "/$hc/m1?action=listen&id=l1", "localhost"), -1);
+  EXPECT_EQ(Open(ws, (*server)->port(), "/$hc/m1?action=listen&id=l1", "localhost"), -1);
   auto right_ca = ClientContext(ca_pem_);
   TlsWebSocket ws2(ioc, *right_ca);
-  EXPECT_EQ(Open(ws2, *right_ca, (*server)->port(), "/$hc/m1?action=listen&id=l1",
+  EXPECT_EQ(Open(ws2, (*server)->port(), "/$hc/m1?action=listen&id=l1",
                  "relay.example.com"),
             -1);
   (*server)->Stop();
