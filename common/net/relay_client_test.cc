@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/base/clock.h"
 #include "common/net/relay_listener.h"
 #include "common/net/relay_process.h"
 #include "common/net/relay_sender.h"
@@ -135,6 +136,9 @@ class RelayClientTest : public ::testing::Test {
 
   // A listener that accepts every channel and echoes each message back, prefixed with "echo:".
   // Channel events go to `recorder` as "open", "data:<payload>", "close:<code>:<reason>".
+  void RunPastFirstTokenExpiry(Recorder* recorder, ListenerOptions::Transport transport,
+                               Kind connected, const std::string& message);
+
   ListenerOptions EchoListener(Recorder* recorder, ListenerOptions::Transport transport) {
     ListenerOptions options;
     options.relay_url = relay_->url();
@@ -517,42 +521,40 @@ TEST_F(RelayClientTest, StoppingALongPollListenerEndsItsSessionAtTheRelay) {
   EXPECT_EQ(channel.status().code(), absl::StatusCode::kUnavailable) << channel.status();
 }
 
-TEST_F(RelayClientTest, TokenRenewalKeepsTheListenerPastTheFirstTokensExpiry) {
-  StartRelay();
-  Recorder recorder;
+// Runs a listener on 3-second tokens until the fourth token request, well past the first
+// token's expiry, then checks a channel still reaches it. Each token lives 2-3 s (se has whole
+// seconds) and is renewed at 80%: had the renewals not arrived, the relay would have closed the
+// control channel (4002). The clock is the kernel's, as the relay's is (common/base/clock.h).
+void RelayClientTest::RunPastFirstTokenExpiry(Recorder* recorder,
+                                              ListenerOptions::Transport transport,
+                                              Kind connected, const std::string& message) {
   TokenSource tokens(kListenKey, absl::Seconds(3));
-  ListenerOptions options = EchoListener(&recorder, ListenerOptions::Transport::kWebSocketOnly);
+  ListenerOptions options = EchoListener(recorder, transport);
   options.token_provider = [&tokens] { return tokens.Next(); };
-  const absl::Time first_expiry = absl::Now() + absl::Seconds(3);
+  const absl::Time first_expiry = WallNow() + absl::Seconds(3);
   auto listener = RelayListener::Create(std::move(options));
   ASSERT_TRUE(listener.ok()) << listener.status();
   ASSERT_TRUE((*listener)->Start().ok());
-  ASSERT_TRUE(recorder.WaitForState(Kind::kConnectedWebSocket)) << recorder.Describe();
-  // Each token lives 2-3 s (se has whole seconds) and is renewed at 80%: the fourth call comes
-  // well after the first token expired, when the relay would have closed the connection (4002)
-  // had the renewals not arrived.
+  ASSERT_TRUE(recorder->WaitForState(connected)) << recorder->Describe();
   ASSERT_TRUE(tokens.WaitForCalls(4, absl::Seconds(30)));
-  EXPECT_GT(absl::Now(), first_expiry);
-  ExpectEcho(Sender(), "still here");
-  EXPECT_EQ(recorder.CountStates(Kind::kReconnecting), 0) << recorder.Describe();
+  EXPECT_GT(WallNow(), first_expiry);
+  ExpectEcho(Sender(), message);
+  EXPECT_EQ(recorder->CountStates(Kind::kReconnecting), 0) << recorder->Describe();
+}
+
+TEST_F(RelayClientTest, TokenRenewalKeepsTheListenerPastTheFirstTokensExpiry) {
+  StartRelay();
+  Recorder recorder;
+  RunPastFirstTokenExpiry(&recorder, ListenerOptions::Transport::kWebSocketOnly,
+                          Kind::kConnectedWebSocket, "still here");
   EXPECT_EQ(recorder.CountStates(Kind::kConnectedWebSocket), 1) << recorder.Describe();
 }
 
 TEST_F(RelayClientTest, LongPollTokenRenewalKeepsTheSessionPastTheFirstTokensExpiry) {
   StartRelay();
   Recorder recorder;
-  TokenSource tokens(kListenKey, absl::Seconds(3));
-  ListenerOptions options = EchoListener(&recorder, ListenerOptions::Transport::kLongPollOnly);
-  options.token_provider = [&tokens] { return tokens.Next(); };
-  const absl::Time first_expiry = absl::Now() + absl::Seconds(3);
-  auto listener = RelayListener::Create(std::move(options));
-  ASSERT_TRUE(listener.ok()) << listener.status();
-  ASSERT_TRUE((*listener)->Start().ok());
-  ASSERT_TRUE(recorder.WaitForState(Kind::kConnectedLongPoll)) << recorder.Describe();
-  ASSERT_TRUE(tokens.WaitForCalls(4, absl::Seconds(30)));
-  EXPECT_GT(absl::Now(), first_expiry);
-  ExpectEcho(Sender(), "still polling");
-  EXPECT_EQ(recorder.CountStates(Kind::kReconnecting), 0) << recorder.Describe();
+  RunPastFirstTokenExpiry(&recorder, ListenerOptions::Transport::kLongPollOnly,
+                          Kind::kConnectedLongPoll, "still polling");
 }
 
 TEST_F(RelayClientTest, ListenerWithoutListenRightIsReportedAndRetried) {
