@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -90,6 +91,22 @@ void Batch::Put(std::string_view column_family, std::string_view key, std::strin
 
 void Batch::Delete(std::string_view column_family, std::string_view key) {
   ops_.push_back(Op{true, std::string(column_family), std::string(key), std::string()});
+}
+
+void Batch::Append(Batch&& other) {
+  if (ops_.empty()) {
+    ops_ = std::move(other.ops_);
+  } else {
+    ops_.insert(ops_.end(), std::make_move_iterator(other.ops_.begin()),
+                std::make_move_iterator(other.ops_.end()));
+  }
+  other.ops_.clear();
+}
+
+size_t Batch::ByteSize() const {
+  size_t bytes = 0;
+  for (const Op& op : ops_) bytes += op.column_family.size() + op.key.size() + op.value.size();
+  return bytes;
 }
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,

@@ -59,9 +59,15 @@ class Batch {
   void Put(std::string_view column_family, std::string_view key, std::string_view value);
   void Delete(std::string_view column_family, std::string_view key);
 
+  // Moves every operation of `other` to the end of this batch, keeping their order; `other` is
+  // left empty. Merging batches this way makes them one atomic write (GroupCommitWriter).
+  void Append(Batch&& other);
+
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty(); }
   void Clear() { ops_.clear(); }
+  // Bytes of the column family names, keys and values: roughly what the batch adds to the WAL.
+  size_t ByteSize() const;
 
  private:
   friend class Store;
