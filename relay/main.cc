@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/log.h"
+#include "common/base/service_main.h"
 #include "common/crypto/key_file.h"
 #include "common/crypto/sas_token.h"
 #include "relay/relay_server.h"
@@ -49,35 +50,12 @@ int Fail(const std::string& message) {
   return 2;
 }
 
-bool WritePortFile(const std::string& path, uint16_t port) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << port << "\n";
-    if (!out) return false;
-  }
-  return rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-// --config=FILE is the documented spelling of absl's --flagfile=FILE.
-std::vector<char*> ExpandConfig(int argc, char** argv, std::vector<std::string>* storage) {
-  storage->reserve(argc);
-  std::vector<char*> args;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (absl::StartsWith(arg, "--config=")) arg = "--flagfile=" + arg.substr(9);
-    storage->push_back(arg);
-    args.push_back(storage->back().data());
-  }
-  return args;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Tether relay: rendezvous for listeners and senders (docs/RELAY.md)");
   std::vector<std::string> storage;
-  std::vector<char*> args = ExpandConfig(argc, argv, &storage);
+  std::vector<char*> args = tether::ExpandConfigFlag(argc, argv, &storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   tether::relay::RelayOptions options;
@@ -141,8 +119,10 @@ int main(int argc, char** argv) {
   if (!server.ok()) return Fail(std::string(server.status().message()));
   (*server)->Start();
   std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty() && !WritePortFile(port_file, (*server)->port())) {
-    return Fail(absl::StrCat("cannot write --port_file ", port_file));
+  if (!port_file.empty()) {
+    if (absl::Status written = tether::WritePortFile(port_file, (*server)->port()); !written.ok()) {
+      return Fail(std::string(written.message()));
+    }
   }
 
   int received = 0;

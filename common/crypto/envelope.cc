@@ -28,7 +28,8 @@ void WipeString(std::string* s) {
 }  // namespace
 
 absl::Status ValidateEnvelope(const proto::SealedEnvelope& envelope,
-                              absl::string_view recipient_public_key) {
+                              absl::string_view recipient_public_key,
+                              absl::string_view connection_id) {
   RETURN_IF_ERROR(
       HpkeSuite::FromIds(envelope.kem_id(), envelope.kdf_id(), envelope.aead_id()).status());
   if (envelope.recipient_key_id().size() != kKeyIdSize) {
@@ -49,6 +50,11 @@ absl::Status ValidateEnvelope(const proto::SealedEnvelope& envelope,
   }
   if (envelope.ciphertext().size() > kMaxCiphertextSize) {
     return absl::InvalidArgumentError("ciphertext is larger than any credential");
+  }
+  if (!connection_id.empty() && envelope.connection_id() != connection_id) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("envelope is bound to connection \"", envelope.connection_id(),
+                     "\", not \"", connection_id, "\""));
   }
   return absl::OkStatus();
 }
@@ -89,6 +95,7 @@ absl::StatusOr<proto::SealedEnvelope> SealCredentials(absl::string_view recipien
   envelope.set_recipient_key_id(key_id);
   envelope.set_enc(std::move(sealed.enc));
   envelope.set_ciphertext(std::move(sealed.ciphertext));
+  envelope.set_connection_id(std::string(connection_id));
   return envelope;
 }
 

@@ -43,10 +43,13 @@ absl::StatusOr<Credentials> OpenCredentials(const proto::SealedEnvelope& envelop
                                             absl::string_view connection_id);
 
 // What a party without the private key (the cloud) can check: a supported suite, a recipient key
-// id matching `recipient_public_key`, a 32-byte enc and a ciphertext no shorter than a tag.
-// Errors are kInvalidArgument with the field named.
+// id matching `recipient_public_key`, a 32-byte enc, a ciphertext no shorter than a tag and, when
+// `connection_id` is given, that the envelope's clear connection_id names it (an honest sealer's
+// envelope for another connection is refused here; a lying one still fails at the opener, whose
+// aad is built from the job's connection id). Errors are kInvalidArgument with the field named.
 absl::Status ValidateEnvelope(const proto::SealedEnvelope& envelope,
-                              absl::string_view recipient_public_key);
+                              absl::string_view recipient_public_key,
+                              absl::string_view connection_id = {});
 
 }  // namespace tether::crypto
 

@@ -102,6 +102,14 @@ TEST_F(EnvelopeTest, UnsupportedSuiteIsInvalidArgument) {
   EXPECT_EQ(ValidateEnvelope(e, machine_.public_key).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(EnvelopeTest, ValidateRefusesAnEnvelopeBoundToAnotherConnection) {
+  EXPECT_EQ(envelope_.connection_id(), "conn-1");
+  EXPECT_TRUE(ValidateEnvelope(envelope_, machine_.public_key, "conn-1").ok());
+  absl::Status moved = ValidateEnvelope(envelope_, machine_.public_key, "conn-2");
+  EXPECT_EQ(moved.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(moved.message(), "envelope is bound to connection \"conn-1\", not \"conn-2\"");
+}
+
 TEST_F(EnvelopeTest, ValidateAcceptsAGoodEnvelopeAndNamesEachBadField) {
   EXPECT_TRUE(ValidateEnvelope(envelope_, machine_.public_key).ok());
   auto other = GenerateX25519KeyPair();

@@ -100,6 +100,8 @@ class SasKeyRing {
   // The key with `name`, or nullptr.
   const SasKey* Find(absl::string_view name) const;
   std::size_t size() const { return keys_->size(); }
+  // The keys in file order.
+  const std::vector<SasKey>& keys() const { return *keys_; }
 
  private:
   std::shared_ptr<const std::vector<SasKey>> keys_;
