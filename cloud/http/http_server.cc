@@ -2,6 +2,7 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -56,6 +57,7 @@ using BeastResponse = bhttp::response<bhttp::string_body>;
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 // Bounds the polite part of closing (TLS close_notify, draining what the client still sends).
 constexpr auto kCloseTimeout = std::chrono::seconds(2);
+constexpr absl::Duration kMaxReadTimeout = absl::Hours(24);
 
 std::string View(beast::string_view s) { return std::string(s.data(), s.size()); }
 
@@ -636,8 +638,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   }
   state.handler = std::move(handler);
   state.body_limit = options.body_limit;
+  // Capped so that "now + timeout" cannot overflow the steady clock (InfiniteDuration included).
+  absl::Duration read_timeout = std::min(options.read_timeout, kMaxReadTimeout);
   state.read_timeout =
-      std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.read_timeout)));
+      std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(read_timeout)));
   state.max_connections = options.max_connections;
 
   beast::error_code ec;
@@ -658,7 +662,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   for (int i = 0; i < options.threads; ++i) {
     impl->threads.emplace_back([impl = impl.get()] { impl->RunIo(); });
   }
-  LogInfo("http_server_started", {{"port", absl::StrCat(impl->port)},
+  LogInfo("http_server_started", {{"listen", options.listen},
+                                  {"port", absl::StrCat(impl->port)},
                                   {"tls", state.tls ? "on" : "off"},
                                   {"threads", absl::StrCat(options.threads)}});
   return std::unique_ptr<Server>(new Server(std::move(impl)));

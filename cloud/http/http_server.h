@@ -70,15 +70,16 @@ struct Response {
 using Handler = std::function<Response(const Request&)>;
 
 struct ServerOptions {
-  // "host:port" ("[::1]:port" for IPv6). Port 0 picks a free port; see Server::port().
+  // "host:port": the host is an IP address ("[::1]" for IPv6) or localhost (127.0.0.1); names
+  // are not resolved. Port 0 picks a free port; see Server::port().
   std::string listen = "127.0.0.1:0";
   std::string tls_cert_file{};  // PEM certificate chain, leaf first
   std::string tls_key_file{};   // PEM private key, mode 0600 (crypto::ReadSecretFile)
-  bool insecure = false;      // plaintext; only with a loopback `listen` and no TLS files
-  int threads = 1;            // I/O threads, >= 1
+  bool insecure = false;        // plaintext; only with a loopback `listen` and no TLS files
+  int threads = 1;              // I/O threads, >= 1
   size_t body_limit = 1 << 20;
   // How long a client has to deliver a request (header and body, each) and to take a response;
-  // also how long an idle keep-alive connection is kept open.
+  // also how long an idle keep-alive connection is kept open. At most 24 hours are used.
   absl::Duration read_timeout = absl::Seconds(30);
   size_t max_connections = 1024;
 };

@@ -65,30 +65,44 @@ bool IsClosed(const beast::error_code& ec) {
          ec == ssl::error::stream_truncated;
 }
 
+// Runs one asynchronous operation on `ioc` to completion. The clients below use Beast's async
+// calls this way because tcp_stream's deadline (kClientDeadline) only bounds asynchronous
+// operations; a synchronous read would wait forever on a server that never answers.
+template <class Start>
+beast::error_code Await(net::io_context& ioc, Start start) {
+  beast::error_code result;
+  ioc.restart();
+  start([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc.run();
+  return result;
+}
+
 // A plaintext HTTP/1.1 client that writes raw bytes and reads parsed responses.
 class Client {
  public:
   explicit Client(uint16_t port) : stream_(ioc_) {
     stream_.expires_after(kClientDeadline);
-    stream_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), connect_error_);
+    connect_error_ = Await(ioc_, [&](auto done) {
+      stream_.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), done);
+    });
   }
 
   beast::error_code connect_error() const { return connect_error_; }
 
   beast::error_code Write(absl::string_view bytes) {
-    beast::error_code ec;
     stream_.expires_after(kClientDeadline);
-    net::write(stream_, net::buffer(bytes.data(), bytes.size()), ec);
-    return ec;
+    return Await(ioc_, [&](auto done) {
+      net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), done);
+    });
   }
 
   // Reads one response (`head`: the response to a HEAD request, which has no body).
   beast::error_code Read(ClientResponse* response, bool head = false) {
     bhttp::response_parser<bhttp::string_body> parser;
     parser.skip(head);
-    beast::error_code ec;
     stream_.expires_after(kClientDeadline);
-    bhttp::read(stream_, buffer_, parser, ec);
+    beast::error_code ec =
+        Await(ioc_, [&](auto done) { bhttp::async_read(stream_, buffer_, parser, done); });
     if (!ec) *response = parser.release();
     return ec;
   }
@@ -105,17 +119,22 @@ class Client {
     return response;
   }
 
-  // Reads until the connection ends; returns what ended it. Bytes the server sends meanwhile
-  // count as an error (`unexpected_bytes`).
+  // Reads until the connection ends and returns what ended it: eof or a reset when the server
+  // closed it, beast::error::timeout when it did not within kClientDeadline. Bytes arriving
+  // meanwhile are an error (bad_message).
   beast::error_code ReadUntilClosed() {
     if (buffer_.size() > 0) return beast::errc::make_error_code(beast::errc::bad_message);
     char scratch[1024];
-    beast::error_code ec;
+    std::size_t n = 0;
     stream_.expires_after(kClientDeadline);
-    while (!ec) {
-      std::size_t n = stream_.read_some(net::buffer(scratch), ec);
-      if (n > 0) return beast::errc::make_error_code(beast::errc::bad_message);
-    }
+    beast::error_code ec = Await(ioc_, [&](auto done) {
+      stream_.async_read_some(net::buffer(scratch), [&n, done](beast::error_code e,
+                                                               std::size_t got) mutable {
+        n = got;
+        done(e);
+      });
+    });
+    if (!ec && n > 0) return beast::errc::make_error_code(beast::errc::bad_message);
     return ec;
   }
 
@@ -510,20 +529,20 @@ TEST_F(HttpServerTest, TlsServesAClientThatVerifiesTheDevCa) {
     SSL_set_tlsext_host_name(stream.native_handle(), host.c_str());
     stream.set_verify_callback(ssl::host_name_verification(host));
     beast::get_lowest_layer(stream).expires_after(kClientDeadline);
-    beast::error_code ec;
-    beast::get_lowest_layer(stream).connect(
-        tcp::endpoint(net::ip::make_address("127.0.0.1"), (*server)->port()), ec);
+    beast::error_code ec = Await(ioc, [&](auto done) {
+      beast::get_lowest_layer(stream).async_connect(
+          tcp::endpoint(net::ip::make_address("127.0.0.1"), (*server)->port()), done);
+    });
     if (ec) return ec;
-    stream.handshake(ssl::stream_base::client, ec);
+    ec = Await(ioc, [&](auto done) { stream.async_handshake(ssl::stream_base::client, done); });
     if (ec) return ec;
     EXPECT_GE(SSL_version(stream.native_handle()), TLS1_2_VERSION);
     bhttp::request<bhttp::empty_body> request(bhttp::verb::get, "/healthz", 11);
     request.set(bhttp::field::host, host);
-    bhttp::write(stream, request, ec);
+    ec = Await(ioc, [&](auto done) { bhttp::async_write(stream, request, done); });
     if (ec) return ec;
     beast::flat_buffer buffer;
-    bhttp::read(stream, buffer, *out, ec);
-    return ec;
+    return Await(ioc, [&](auto done) { bhttp::async_read(stream, buffer, *out, done); });
   };
 
   ClientResponse response;
