@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "cloud/cloud_store.h"
 #include "common/base/clock.h"
@@ -102,6 +103,12 @@ int PriorityRank(const proto::Run& run) {
 
 std::string MachineEntity(absl::string_view machine_id) {
   return absl::StrCat("hc/machine-", machine_id);
+}
+
+// The relay client libraries name entities without the "hc/" of the API's entity field.
+std::string RelayName(absl::string_view entity) {
+  absl::ConsumePrefix(&entity, "hc/");
+  return std::string(entity);
 }
 
 void SetError(proto::Run& run, absl::string_view message) {
@@ -521,7 +528,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
   auto connect = [&]() -> absl::Status {
     net::SenderOptions sender;
     sender.relay_url = options_.relay_url;
-    sender.entity = slot->entity;
+    sender.entity = RelayName(slot->entity);
     sender.token = SendToken(slot->entity);
     sender.ca_file = options_.relay_ca_file;
     absl::StatusOr<std::unique_ptr<net::SenderChannel>> channel = net::RelaySender::Connect(sender);
@@ -634,6 +641,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       r.set_attempt_count(r.attempt_count() + 1);
       s.set_maybe_delivered(!slot->machine_id.empty());
     });
+    if (absl::IsNotFound(status)) return release(false, "");  // cancelled meanwhile: send nothing
     if (!status.ok()) return release(true, "run store write failed");
     if (!link.channel->Send(*job).ok()) {
       drop_channel();
@@ -942,18 +950,13 @@ absl::StatusOr<proto::Run> RunManager::CancelRun(const Caller& caller,
         "run already finished (", proto::RunState_Name(stored.run().state()), ")"));
   }
   const std::string reason = request.reason().empty() ? "cancelled by the user" : request.reason();
+  // A run still QUEUED has not been sent anywhere (a link marks it DISPATCHING, under the same
+  // mutex, before it sends): it ends here. The link that may hold it finds it gone and sends
+  // nothing. A dispatched run is cancelled on the agent.
   bool queued_now = false;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = runs_.find(request.run_id());
-    if (it == runs_.end()) {
-      return absl::FailedPreconditionError("run already finished");
-    }
-    queued_now = it->second->queued;
-    if (queued_now) DequeueLocked(*it->second);
-  }
   absl::Status status = Transition(request.run_id(), [&](storage::StoredRun& s) {
     proto::Run& r = *s.mutable_run();
+    queued_now = r.state() == proto::RUN_STATE_QUEUED;
     if (queued_now) {
       r.set_state(proto::RUN_STATE_CANCELLED);
       r.set_state_detail(absl::StrCat("cancelled: ", reason));
@@ -964,6 +967,7 @@ absl::StatusOr<proto::Run> RunManager::CancelRun(const Caller& caller,
       r.set_state_detail(absl::StrCat("cancelling: ", reason));
     }
   });
+  if (absl::IsNotFound(status)) return absl::FailedPreconditionError("run already finished");
   RETURN_IF_ERROR(status);
   ASSIGN_OR_RETURN(stored, LoadRun(caller, request.run_id()));
   return stored.run();
@@ -1087,7 +1091,8 @@ proto::MachineStatus RunManager::EntityStatus(const std::string& entity) {
   presence.token = crypto::CreateSasToken(absl::StrCat("/$", entity), options_.manage_key.name,
                                           options_.manage_key.key,
                                           absl::ToUnixSeconds(WallNow() + absl::Minutes(5)));
-  absl::StatusOr<proto::ListenerPresence> answer = net::FetchRelayPresence(presence, entity);
+  absl::StatusOr<proto::ListenerPresence> answer =
+      net::FetchRelayPresence(presence, RelayName(entity));
   if (!answer.ok()) {
     LogWarning("presence_failed", {{"entity", entity}, {"error", answer.status().ToString()}});
     return proto::MACHINE_STATUS_UNSPECIFIED;

@@ -110,7 +110,7 @@ absl::StatusOr<std::string> CloudHarness::ListenToken(const TestMachine& machine
 absl::StatusOr<std::unique_ptr<StubAgent>> CloudHarness::StartAgent(const TestMachine& machine,
                                                                      StubAgentOptions options) {
   options.relay_url = relay_->url();
-  options.entity = machine.entity;
+  options.entity = machine.entity.substr(machine.entity.find('/') + 1);  // without "hc/"
   options.cloud_signing_pub = machine.cloud_signing_pub;
   // The token provider outlives nothing: it copies what it needs.
   auto copy = std::make_shared<TestMachine>();
