@@ -30,7 +30,8 @@ struct CommitWaiter {
 };
 
 struct RunManager::ActiveRun {
-  storage::StoredRun stored;
+  storage::StoredRun stored;  // the dispatcher's view, possibly ahead of the disk
+  proto::Run durable;         // what is on disk: what readers see
   bool queued = false;
   std::string queue_name;  // while queued
   QueueKey queue_key;      // while queued
@@ -163,6 +164,7 @@ absl::Status RunManager::Load() {
     auto run = std::make_unique<ActiveRun>();
     RETURN_IF_ERROR(GetRecord(*db_, kRunsCf, id, &run->stored));
     if (IsTerminal(run->stored.run().state())) continue;
+    run->durable = run->stored.run();
     ActiveRun& ref = *run;
     runs_[id] = std::move(run);
     EnqueueLocked(ref);
@@ -322,24 +324,34 @@ void RunManager::TargetsChanged() {
 // ---------------------------------------------------------------------------------------------
 // Durable transitions
 
-absl::Status RunManager::CommitLocked(store::Batch batch, std::shared_ptr<CommitWaiter>* waiter) {
-  auto w = std::make_shared<CommitWaiter>();
-  *waiter = w;
-  writer_->CommitAsync(std::move(batch), [this, w](absl::Status status) {
-    w->status = status;
+void RunManager::CommitLocked(store::Batch batch, std::shared_ptr<CommitWaiter> waiter,
+                              std::optional<proto::Run> durable_run) {
+  writer_->CommitAsync(std::move(batch), [this, waiter, durable_run = std::move(durable_run)](
+                                             absl::Status status) {
     {
       absl::MutexLock lock(&mu_);
+      if (status.ok() && durable_run.has_value()) {
+        auto it = runs_.find(durable_run->run_id());
+        if (it != runs_.end()) it->second->durable = *durable_run;
+      }
+      if (!status.ok()) {
+        LogError("run_write_failed",
+                 {{"run_id", durable_run ? durable_run->run_id() : ""}, {"error", status.ToString()}});
+      }
       events_cv_.SignalAll();
     }
-    w->done.Notify();
+    if (waiter != nullptr) {
+      waiter->status = status;
+      waiter->done.Notify();
+    }
   });
-  return absl::OkStatus();
 }
 
 absl::Status RunManager::Transition(const std::string& run_id,
                                     const std::function<void(storage::StoredRun&)>& change,
-                                    bool state_event, const std::vector<proto::JobEvent>& job_events) {
-  std::shared_ptr<CommitWaiter> waiter;
+                                    bool state_event, const std::vector<proto::JobEvent>& job_events,
+                                    bool wait) {
+  std::shared_ptr<CommitWaiter> waiter = wait ? std::make_shared<CommitWaiter>() : nullptr;
   {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(run_id);
@@ -368,19 +380,19 @@ absl::Status RunManager::Transition(const std::string& run_id,
       batch.Put(kRunEventsCf, RunEventKey(run_id, event.seq()), SerializeRecord(event));
     }
     batch.Put(kRunsCf, run_id, SerializeRecord(stored));
+    std::optional<proto::Run> durable_run = stored.run();
     if (IsTerminal(stored.run().state())) {
       batch.Delete(kActiveRunsCf, run_id);
       DequeueLocked(*it->second);
       runs_.erase(it);
       ++stats_.runs_finished;
       stats_.runs_active = static_cast<int64_t>(runs_.size());
+      durable_run.reset();  // no longer in memory: readers read the store
     }
-    RETURN_IF_ERROR(CommitLocked(std::move(batch), &waiter));
+    CommitLocked(std::move(batch), waiter, std::move(durable_run));
   }
+  if (waiter == nullptr) return absl::OkStatus();
   waiter->done.WaitForNotification();
-  if (!waiter->status.ok()) {
-    LogError("run_write_failed", {{"run_id", run_id}, {"error", waiter->status.ToString()}});
-  }
   return waiter->status;
 }
 
@@ -579,7 +591,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
                                                                   : NowMs());
       r.set_cancel_requested(false);
       s.set_maybe_delivered(false);
-    });
+    }, true, {}, /*wait=*/false);
     if (status.ok()) {
       LogInfo("run_finished", {{"run_id", run_id}, {"state", proto::JobState_Name(result.state())}});
     }
@@ -593,7 +605,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       SetError(r, message);
       r.set_finished_at_unix_ms(NowMs());
       s.set_maybe_delivered(false);
-    }).IgnoreError();
+    }, true, {}, /*wait=*/false).IgnoreError();
     LogInfo("run_finished", {{"run_id", run_id}, {"state", proto::RunState_Name(state)},
                              {"why", std::string(message)}});
     release(false, "");
@@ -606,7 +618,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       r.set_state_detail(std::string(detail));
       if (!r.target().has_machine_id()) r.clear_machine_id();
       s.set_maybe_delivered(false);
-    }).IgnoreError();
+    }, true, {}, /*wait=*/false).IgnoreError();
     release(true, backoff);
   };
 
@@ -717,7 +729,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
             r.set_state(proto::RUN_STATE_RUNNING);
             r.set_state_detail(absl::StrCat("running on ", slot->entity));
             r.set_dispatched_at_unix_ms(NowMs());
-          }).IgnoreError();
+          }, true, {}, /*wait=*/false).IgnoreError();
           std::optional<storage::StoredRun> now = snapshot();
           guard_deadline = absl::Now() + absl::Milliseconds(now ? now->run().timeout_ms() : 0) +
                            options_.timeout_grace;
@@ -750,7 +762,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       case proto::ChannelMessage::kJobEvent: {
         const proto::JobEvent& event = message.job_event();
         if (event.job_id() != job_id || event.seq() <= last_job_seq()) break;
-        Transition(run_id, [](storage::StoredRun&) {}, false, {event}).IgnoreError();
+        Transition(run_id, [](storage::StoredRun&) {}, false, {event}, /*wait=*/false).IgnoreError();
         break;
       }
       case proto::ChannelMessage::kJobResult: {
@@ -773,7 +785,8 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
           if (event.seq() > last) missing.push_back(event);
         }
         if (!missing.empty()) {
-          Transition(run_id, [](storage::StoredRun&) {}, false, missing).IgnoreError();
+          Transition(run_id, [](storage::StoredRun&) {}, false, missing, /*wait=*/false)
+              .IgnoreError();
         }
         if (status.more_events()) {
           control(false, last_job_seq(), "").IgnoreError();
@@ -798,7 +811,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
             r.set_state(proto::RUN_STATE_RUNNING);
             r.set_state_detail(absl::StrCat("running on ", slot->entity));
             r.set_dispatched_at_unix_ms(NowMs());
-          }).IgnoreError();
+          }, true, {}, /*wait=*/false).IgnoreError();
         }
         break;
       }
@@ -904,6 +917,7 @@ absl::StatusOr<proto::RunFlowResponse> RunManager::RunFlow(const Caller& caller,
   {
     absl::MutexLock lock(&mu_);
     auto active = std::make_unique<ActiveRun>();
+    active->durable = stored.run();
     active->stored = std::move(stored);
     ActiveRun& ref = *active;
     runs_[run_id] = std::move(active);
@@ -921,7 +935,7 @@ absl::StatusOr<storage::StoredRun> RunManager::LoadRun(const Caller& caller, con
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(run_id);
     if (it != runs_.end()) {
-      stored = it->second->stored;
+      *stored.mutable_run() = it->second->durable;  // readers see what is on disk
       found = true;
     }
   }

@@ -30,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -156,15 +157,21 @@ class RunManager : public MachineStatusSource {
   void ServeRun(Slot* slot, Link& link, const std::string& run_id);
   void BackoffLocked(Slot& slot, absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Applies `change` to the run's record, appends a state_changed RunEvent (and `job_events`),
-  // and commits it durably. Blocks until durable. The change is visible in memory at once
-  // (ordering); on a write failure the process cannot trust its state and the error is returned.
+  // Applies `change` to the run's record, appends `job_events` and (if `state_event`) a
+  // state_changed RunEvent, and queues the batch on the group-commit writer. Batches are applied
+  // in the order they were queued, so a later transition is never durable before an earlier one.
+  // With `wait`, blocks until the batch is durable and returns the write's status; without, the
+  // dispatcher goes on at once (used where a crash before the write is harmless: the run resumes
+  // from its previous durable state and the agent's ledger makes a redelivery idempotent).
+  // Readers (GetRun, WatchRun) only ever see durable state. kNotFound if the run is no longer
+  // active (it ended meanwhile, e.g. cancelled).
   absl::Status Transition(const std::string& run_id,
                           const std::function<void(storage::StoredRun&)>& change,
                           bool state_event = true,
-                          const std::vector<proto::JobEvent>& job_events = {});
-  absl::Status CommitLocked(store::Batch batch, std::shared_ptr<struct CommitWaiter>* waiter)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                          const std::vector<proto::JobEvent>& job_events = {}, bool wait = true);
+  // Queues `batch`; once durable, `durable_run` (if set) becomes the run's readable state.
+  void CommitLocked(store::Batch batch, std::shared_ptr<struct CommitWaiter> waiter,
+                    std::optional<proto::Run> durable_run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::StatusOr<storage::StoredRun> LoadRun(const Caller& caller, const std::string& run_id);
   absl::StatusOr<std::string> BuildSignedJob(const storage::StoredRun& run,

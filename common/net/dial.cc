@@ -59,6 +59,10 @@ class DialOp : public std::enable_shared_from_this<DialOp> {
 
   void OnConnect(beast::error_code ec, const asio::ip::tcp::endpoint&) {
     if (ec) return Finish(AsioStatus(ec, absl::StrCat("connect to ", HopName())));
+    // Relay traffic is small request/answer messages: without TCP_NODELAY, Nagle holds a second
+    // small write until the first is ACKed, and the peer's delayed ACK turns that into ~40 ms.
+    beast::error_code ignored;
+    stream_.tcp().socket().set_option(asio::ip::tcp::no_delay(true), ignored);
     if (target_->proxy) return DoProxyConnect();
     DoTlsHandshake();
   }
