@@ -1,6 +1,9 @@
 // The cloud_server binary as users run it: flag and file checks at start, the admin command, and
 // a SIGKILL in the middle of dispatching after which every run still completes exactly once.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -106,7 +109,9 @@ class CloudMainTest : public ::testing::Test {
             "--data_dir=" + data_dir_,
             "--insecure",
             "--relay_url=" + relay_->url(),
-            "--relay_keys_file=" + keys_file_};
+            "--relay_keys_file=" + keys_file_,
+            "--http_listen=127.0.0.1:0",
+            "--http_port_file=" + port_file + ".http"};
   }
 
   // Starts the server and waits for its port file.
@@ -124,8 +129,43 @@ class CloudMainTest : public ::testing::Test {
     int value = 0;
     EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &value)) << child->err();
     *port = static_cast<uint16_t>(value);
+    // The HTTP port file is written right after the gRPC one.
+    while (absl::Now() < deadline) {
+      text = ReadFile(port_file + ".http");
+      if (!text.empty() && text.back() == '\n') break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &value));
+    http_port_ = static_cast<uint16_t>(value);
     return child;
   }
+
+  // GET http://127.0.0.1:<http_port_><path>; the whole response (headers and body).
+  std::string HttpGet(const std::string& path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(http_port_);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      return "";
+    }
+    const std::string request =
+        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+      close(fd);
+      return "";
+    }
+    std::string response;
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(fd, buffer, sizeof(buffer))) > 0) response.append(buffer, n);
+    close(fd);
+    return response;
+  }
+
+  uint16_t http_port_ = 0;
 
   std::string CreateUser(const std::string& name) {
     Child admin({kBinary, "admin", "create-user", name, "--data_dir=" + data_dir_});
@@ -193,6 +233,9 @@ TEST_F(CloudMainTest, AdminCreatesUsersOnceAndRefusesWhileTheServerRuns) {
   proto::WhoAmIResponse me;
   ASSERT_TRUE(users->WhoAmI(&context, {}, &me).ok());
   EXPECT_EQ(me.user().name(), "alice");
+  EXPECT_THAT(HttpGet("/healthz"), HasSubstr("200 OK"));
+  EXPECT_THAT(HttpGet("/metrics"), HasSubstr("tether_cloud_runs_active 0"));
+  EXPECT_THAT(HttpGet("/nope"), HasSubstr("404"));
   server->Kill(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->err();
   // The signing key is private to the service account.

@@ -153,6 +153,34 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   server->port_ = static_cast<uint16_t>(port);
+  if (!options.http_listen.empty()) {
+    http::ServerOptions http_options;
+    http_options.listen = options.http_listen;
+    http_options.insecure = options.insecure;
+    http_options.tls_cert_file = options.tls_cert_file;
+    http_options.tls_key_file = options.tls_key_file;
+    CloudServer* self = server.get();
+    absl::StatusOr<std::unique_ptr<http::Server>> http_server =
+        http::Server::Start(std::move(http_options), [self](const http::Request& request) {
+          http::Response response;
+          if (request.path == "/healthz") {
+            response.body = "ok\n";
+          } else if (request.path == "/metrics") {
+            response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+            response.body = self->MetricsText();
+          } else {
+            response.status = 404;
+            response.body = "not found\n";
+          }
+          return response;
+        });
+    if (!http_server.ok()) {
+      server->Shutdown(absl::ZeroDuration());
+      return absl::Status(http_server.status().code(),
+                          absl::StrCat("--http_listen: ", http_server.status().message()));
+    }
+    server->http_server_ = *std::move(http_server);
+  }
   LogInfo("cloud_started", {{"port", absl::StrCat(port)},
                             {"tls", options.insecure ? "false" : "true"},
                             {"signing_key_id", key_id}});
@@ -161,9 +189,14 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
 
 CloudServer::~CloudServer() { Shutdown(); }
 
+uint16_t CloudServer::http_port() const {
+  return http_server_ != nullptr ? http_server_->port() : 0;
+}
+
 void CloudServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (http_server_ != nullptr) http_server_->Stop();
   if (runs_ != nullptr) runs_->Stop();  // first: wakes WatchRun streams so the server can end
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "cloud/authenticator.h"
 #include "cloud/cloud_service.h"
+#include "cloud/http/http_server.h"
 #include "cloud/run_manager.h"
 #include "common/crypto/ed25519.h"
 #include "common/proto/cloud.pb.h"
@@ -25,6 +26,8 @@ namespace tether::cloud {
 struct CloudServerOptions {
   // gRPC address, "host:port" (port 0 picks one).
   std::string listen = "127.0.0.1:8443";
+  // HTTP(S) address of /healthz and /metrics (same TLS settings as gRPC); empty: none.
+  std::string http_listen;
   // Where the database and the cloud's signing key live (created if missing).
   std::string data_dir;
   // TLS certificate chain and key (PEM; the key file must be mode 0600), or plaintext on loopback.
@@ -58,6 +61,8 @@ class CloudServer {
   ~CloudServer();
 
   uint16_t port() const { return port_; }
+  // The /healthz and /metrics port (0 without http_listen).
+  uint16_t http_port() const;
 
   // Stops taking calls (in-flight calls get `grace`), stops dispatching (runs keep their durable
   // state), flushes the writer and closes the store. Idempotent.
@@ -78,6 +83,7 @@ class CloudServer {
   std::unique_ptr<RunManager> runs_;
   std::vector<std::unique_ptr<grpc::Service>> grpc_services_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<http::Server> http_server_;
   uint16_t port_ = 0;
   bool shut_down_ = false;
 };

@@ -19,6 +19,9 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8443", "gRPC host:port (port 0 picks one)");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once serving");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
+          "host:port of /healthz and /metrics (same TLS as gRPC; empty: off)");
+ABSL_FLAG(std::string, http_port_file, "", "write the bound /healthz and /metrics port here");
 ABSL_FLAG(std::string, data_dir, "", "database and signing key directory (created if missing)");
 ABSL_FLAG(std::string, tls_cert, "", "TLS certificate chain (PEM)");
 ABSL_FLAG(std::string, tls_key, "", "TLS private key (PEM, mode 0600)");
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
 
   tether::cloud::CloudServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -104,6 +108,13 @@ int main(int argc, char** argv) {
   const std::string port_file = absl::GetFlag(FLAGS_port_file);
   if (!port_file.empty()) {
     if (absl::Status written = tether::WritePortFile(port_file, (*server)->port()); !written.ok()) {
+      return Fail(std::string(written.message()));
+    }
+  }
+  const std::string http_port_file = absl::GetFlag(FLAGS_http_port_file);
+  if (!http_port_file.empty()) {
+    if (absl::Status written = tether::WritePortFile(http_port_file, (*server)->http_port());
+        !written.ok()) {
       return Fail(std::string(written.message()));
     }
   }
