@@ -10,7 +10,10 @@
 #include "absl/synchronization/notification.h"
 #include "cloud/testing/cloud_harness.h"
 #include "common/base/clock.h"
+#include "common/auth/machine_auth.h"
+#include "common/base/status_macros.h"
 #include "common/crypto/envelope.h"
+#include "common/crypto/password_kdf.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -343,6 +346,194 @@ TEST_F(RunDispatchTest, ListRunsIsNewestFirstAndPages) {
   proto::ListRunsResponse page;
   EXPECT_EQ(runs_->ListRuns(CloudHarness::Context(token_).get(), bad, &page).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+
+// A group of two machines: `machines` joined to a group whose connection is `group_connection`.
+class GroupDispatchTest : public RunDispatchTest {
+ protected:
+  void SetUp() override {
+    RunDispatchTest::SetUp();
+    auto second = h_->RegisterMachine(token_, "desk-2");
+    ASSERT_TRUE(second.ok());
+    second_ = *std::move(second);
+    auto key = crypto::GenerateX25519KeyPair();
+    auto wrapped = crypto::WrapWithPassword(key->private_key, crypto::SecretBytes("group pw"),
+                                            {.n = 1 << 10, .r = 8, .p = 1});
+    proto::CreateGroupRequest create;
+    create.set_name("floor");
+    create.set_group_pub(key->public_key);
+    *create.mutable_wrapped_priv() = *wrapped;
+    auto groups = proto::GroupService::NewStub(h_->channel());
+    proto::MachineGroup group;
+    ASSERT_TRUE(groups->CreateGroup(CloudHarness::Context(token_).get(), create, &group).ok());
+    for (const TestMachine* m : {&machine_, &second_}) {
+      proto::JoinGroupRequest join;
+      join.set_group_id(group.group_id());
+      join.set_derived_group_pub(key->public_key);
+      ASSERT_TRUE(auth::SignMachineAuth("/tether.proto.GroupService/JoinGroup", m->machine_id,
+                                        m->ed25519.private_key, WallNow(), &join)
+                      .ok());
+      proto::JoinGroupResponse joined;
+      ASSERT_TRUE(groups->JoinGroup(CloudHarness::Context(token_).get(), join, &joined).ok());
+      ASSERT_TRUE(joined.joined());
+    }
+    group_key_ = key->private_key.Clone();
+    proto::CreateConnectionRequest request;
+    const std::string id = "conn-group-0123456789";
+    request.set_connection_id(id);
+    request.set_name("group");
+    request.mutable_target()->set_group_id(group.group_id());
+    request.set_username("desk-user");
+    request.set_mode(proto::RUN_MODE_UNATTENDED);
+    *request.mutable_sealed_credentials() = *crypto::SealCredentials(
+        key->public_key, id, {"desk-user", crypto::SecretBytes("group-secret")});
+    proto::Connection connection;
+    ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection)
+                    .ok());
+    connection_id_ = id;
+    group_id_ = group.group_id();
+  }
+
+  TestMachine second_;
+  crypto::SecretBytes group_key_;
+  std::string group_id_;
+};
+
+TEST_F(GroupDispatchTest, GroupRunsSpreadOverIdleMembersAndEachRunsOnce) {
+  StubAgentOptions options;
+  options.hold_jobs = true;
+  auto first = Agent(options);
+  auto second_agent = h_->StartAgent(second_, options);
+  ASSERT_TRUE(second_agent.ok());
+  std::vector<proto::Run> runs;
+  for (int i = 0; i < 6; ++i) runs.push_back(RunFlow());
+  // Both members get one run at once (one run at a time per machine).
+  ASSERT_TRUE(first->WaitForAccepted(1, kWait));
+  ASSERT_TRUE((*second_agent)->WaitForAccepted(1, kWait));
+  first->SetHold(false);
+  (*second_agent)->SetHold(false);
+  first->Release(first->accepted_jobs()[0]);
+  (*second_agent)->Release((*second_agent)->accepted_jobs()[0]);
+  for (const proto::Run& run : runs) {
+    proto::Run done = WaitForState(run.run_id(), proto::RUN_STATE_SUCCEEDED);
+    ASSERT_EQ(done.state(), proto::RUN_STATE_SUCCEEDED);
+    EXPECT_EQ(first->executions(run.job_id()) + (*second_agent)->executions(run.job_id()), 1);
+    EXPECT_TRUE(done.machine_id() == machine_.machine_id || done.machine_id() == second_.machine_id);
+  }
+  // The envelope the agents got is sealed to the group key, for this connection.
+  auto request = first->request(first->accepted_jobs()[0]);
+  ASSERT_TRUE(request.ok());
+  EXPECT_EQ(request->target().group_id(), group_id_);
+  auto opened = crypto::OpenCredentials(request->credentials(), group_key_, connection_id_);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(opened->password.view(), "group-secret");
+}
+
+TEST_F(GroupDispatchTest, AMemberThatDiesMidQueueKeepsItsRunAndTheOtherTakesTheRest) {
+  StubAgentOptions options;
+  options.hold_jobs = true;
+  auto first = Agent(options);
+  auto second_agent = h_->StartAgent(second_, options);
+  ASSERT_TRUE(second_agent.ok());
+  std::vector<proto::Run> runs;
+  for (int i = 0; i < 6; ++i) runs.push_back(RunFlow());
+  ASSERT_TRUE(first->WaitForAccepted(1, kWait));
+  ASSERT_TRUE((*second_agent)->WaitForAccepted(1, kWait));
+  const std::string held = first->accepted_jobs()[0];
+  // The first member dies with a job accepted; the job is pinned to it and never re-sent elsewhere.
+  first->Disconnect();
+  (*second_agent)->SetHold(false);
+  (*second_agent)->Release((*second_agent)->accepted_jobs()[0]);
+  EXPECT_TRUE((*second_agent)->WaitForAccepted(5, kWait));
+  EXPECT_EQ((*second_agent)->executions(held), 0);
+  // It comes back (its ledger intact), finishes, and the cloud learns the result by asking.
+  first->Release(held);
+  ASSERT_TRUE(first->Resume().ok());
+  for (const proto::Run& run : runs) {
+    proto::Run done = WaitForState(run.run_id(), proto::RUN_STATE_SUCCEEDED);
+    EXPECT_EQ(done.state(), proto::RUN_STATE_SUCCEEDED) << done.state_detail();
+    EXPECT_EQ(first->executions(run.job_id()) + (*second_agent)->executions(run.job_id()), 1);
+  }
+}
+
+TEST_F(RunDispatchTest, ClusterRunsGoToTheClusterEntityWithoutAMachine) {
+  auto cluster_key = crypto::GenerateX25519KeyPair();
+  auto member_x = crypto::GenerateX25519KeyPair();
+  auto member_ed = crypto::GenerateEd25519KeyPair();
+  proto::CreateClusterRequest create;
+  create.set_name("site");
+  create.set_cluster_pub(cluster_key->public_key);
+  create.mutable_member()->set_name("gw-1");
+  create.mutable_member()->set_x25519_pub(member_x->public_key);
+  create.mutable_member()->set_ed25519_pub(member_ed->public_key);
+  proto::ClusterMembership membership;
+  auto clusters = proto::ClusterService::NewStub(h_->channel());
+  ASSERT_TRUE(clusters->CreateCluster(CloudHarness::Context(token_).get(), create, &membership).ok());
+  const std::string id = "conn-cluster-01234567";
+  proto::CreateConnectionRequest request;
+  request.set_connection_id(id);
+  request.set_name("cluster");
+  request.mutable_target()->set_cluster_id(membership.cluster().cluster_id());
+  request.set_username("desk-user");
+  request.set_mode(proto::RUN_MODE_UNATTENDED);
+  *request.mutable_sealed_credentials() =
+      *crypto::SealCredentials(cluster_key->public_key, id, {"desk-user", crypto::SecretBytes("c")});
+  proto::Connection connection;
+  ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection).ok());
+  connection_id_ = id;
+
+  // A gateway member: listens on the cluster entity with a member-signed token.
+  StubAgentOptions options;
+  options.relay_url = h_->relay().url();
+  options.entity = membership.entity().substr(3);
+  options.cloud_signing_pub = membership.cloud_signing_pub();
+  auto member_key = std::make_shared<crypto::SecretBytes>(member_ed->private_key.Clone());
+  const std::string member_id = membership.member_id();
+  auto channel = h_->channel();
+  options.token_provider = [member_key, member_id, channel]() -> absl::StatusOr<std::string> {
+    proto::GetMemberListenTokenRequest token_request;
+    RETURN_IF_ERROR(auth::SignMachineAuth("/tether.proto.ClusterService/GetMemberListenToken", member_id,
+                                          *member_key, WallNow(), &token_request));
+    grpc::ClientContext context;
+    proto::ListenToken token;
+    grpc::Status status =
+        proto::ClusterService::NewStub(channel)->GetMemberListenToken(&context, token_request, &token);
+    if (!status.ok()) return absl::UnavailableError(status.error_message());
+    return token.token();
+  };
+  auto member = StubAgent::Start(options);
+  ASSERT_TRUE(member.ok()) << member.status();
+  proto::Run run = RunFlow();
+  proto::Run done = WaitForState(run.run_id(), proto::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(done.state(), proto::RUN_STATE_SUCCEEDED);
+  auto job = (*member)->request(run.job_id());
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->target().cluster_id(), membership.cluster().cluster_id());
+  EXPECT_TRUE(job->target().machine_id().empty());
+}
+
+class TimeoutDispatchTest : public RunDispatchTest {
+ protected:
+  void SetUp() override {
+    Start([](RunManagerOptions& options) { options.timeout_grace = absl::Milliseconds(200); });
+  }
+};
+
+TEST_F(TimeoutDispatchTest, ARunWithoutAResultInItsTimeoutIsCancelledAndMarkedTimedOut) {
+  StubAgentOptions options;
+  options.hold_jobs = true;
+  auto agent = Agent(options);
+  proto::RunFlowRequest request;
+  request.set_flow_id(flow_id_);
+  request.set_connection_id(connection_id_);
+  request.set_timeout_ms(300);
+  proto::RunFlowResponse response;
+  ASSERT_TRUE(runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response).ok());
+  proto::Run done = WaitForState(response.run_id(), proto::RUN_STATE_TIMED_OUT);
+  EXPECT_EQ(done.state(), proto::RUN_STATE_TIMED_OUT);
+  EXPECT_EQ(done.error().message(), "timed out after 300 ms");
+  EXPECT_EQ(agent->executions(response.run().job_id()), 1);
 }
 
 }  // namespace

@@ -575,15 +575,23 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
     std::optional<storage::StoredRun> now = snapshot();
     return now.has_value() ? now->last_job_event_seq() : 0;
   };
+  bool timeout_cancel_sent = false;
   auto finish = [&](const proto::JobResult& result) {
     absl::Status status = Transition(run_id, [&](storage::StoredRun& s) {
       proto::Run& r = *s.mutable_run();
       r.set_state(RunStateOf(result.state()));
+      if (timeout_cancel_sent && !r.cancel_requested() && r.state() == proto::RUN_STATE_CANCELLED) {
+        // The cloud cancelled it because its timeout passed without a result.
+        r.set_state(proto::RUN_STATE_TIMED_OUT);
+      }
       r.set_state_detail(absl::StrCat("finished: ", proto::RunState_Name(r.state())));
       r.mutable_outputs()->clear();
       for (const auto& [name, value] : result.outputs()) (*r.mutable_outputs())[name] = value;
       if (result.state() != proto::JOB_STATE_SUCCEEDED) {
         *r.mutable_error() = result.error();
+        if (r.state() == proto::RUN_STATE_TIMED_OUT && timeout_cancel_sent) {
+          SetError(r, absl::StrCat("timed out after ", r.timeout_ms(), " ms"));
+        }
         if (r.error().message().empty()) SetError(r, proto::JobState_Name(result.state()));
       }
       r.set_started_at_unix_ms(result.started_at_unix_ms());
@@ -685,6 +693,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       if (accepted && absl::Now() > guard_deadline) {
         if (!cancel_sent) {
           cancel_sent = control(true, 0, "run timeout").ok();
+          timeout_cancel_sent = cancel_sent;
           guard_deadline = absl::Now() + options_.timeout_grace;
         } else {
           return end_run(proto::RUN_STATE_TIMED_OUT, "no result from the agent within the run's timeout");

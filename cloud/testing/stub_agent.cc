@@ -20,23 +20,33 @@ absl::StatusOr<std::unique_ptr<StubAgent>> StubAgent::Start(StubAgentOptions opt
   std::unique_ptr<StubAgent> agent(new StubAgent(std::move(options)));
   agent->busy_ = agent->options_.busy;
   agent->hold_ = agent->options_.hold_jobs;
+  if (absl::Status status = agent->Listen(); !status.ok()) return status;
+  return agent;
+}
+
+absl::Status StubAgent::Listen() {
   net::ListenerOptions listener;
-  listener.relay_url = agent->options_.relay_url;
-  listener.entity = agent->options_.entity;
-  listener.listener_id = agent->options_.listener_id;
-  listener.token_provider = agent->options_.token_provider;
+  listener.relay_url = options_.relay_url;
+  listener.entity = options_.entity;
+  listener.listener_id = options_.listener_id;
+  listener.token_provider = options_.token_provider;
   listener.backoff.initial = absl::Milliseconds(50);
   listener.backoff.cap = absl::Milliseconds(500);
-  StubAgent* self = agent.get();
-  listener.on_channel = [self](std::shared_ptr<net::ListenerChannel> channel) {
-    self->OnChannel(std::move(channel));
+  listener.on_channel = [this](std::shared_ptr<net::ListenerChannel> channel) {
+    OnChannel(std::move(channel));
   };
   absl::StatusOr<std::unique_ptr<net::RelayListener>> created = net::RelayListener::Create(listener);
   if (!created.ok()) return created.status();
-  agent->listener_ = *std::move(created);
-  if (absl::Status status = agent->listener_->Start(); !status.ok()) return status;
-  return agent;
+  listener_ = *std::move(created);
+  return listener_->Start();
 }
+
+void StubAgent::Disconnect() {
+  if (listener_ != nullptr) listener_->Stop();
+  listener_.reset();
+}
+
+absl::Status StubAgent::Resume() { return Listen(); }
 
 StubAgent::~StubAgent() { Stop(); }
 

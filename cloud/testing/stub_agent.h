@@ -56,6 +56,10 @@ class StubAgent {
   // Finishes a held job (SUCCEEDED) on its most recent channel.
   void Release(const std::string& job_id);
   void SetBusy(bool busy);
+  // Drops the relay connection, as a killed agent would, keeping the ledger (the real agent's is
+  // on disk); Resume() listens again.
+  void Disconnect();
+  absl::Status Resume();
   void SetHold(bool hold);
   void Stop();
 
@@ -70,6 +74,7 @@ class StubAgent {
   };
 
   explicit StubAgent(StubAgentOptions options) : options_(std::move(options)) {}
+  absl::Status Listen();
   void OnChannel(std::shared_ptr<net::ListenerChannel> channel);
   void OnMessage(const std::shared_ptr<net::ListenerChannel>& channel, const std::string& payload);
   // Emits the job's events and result (under mu_ the ledger is updated; sends happen after).
