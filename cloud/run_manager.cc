@@ -165,6 +165,7 @@ absl::Status RunManager::Load() {
     RETURN_IF_ERROR(GetRecord(*db_, kRunsCf, id, &run->stored));
     if (IsTerminal(run->stored.run().state())) continue;
     run->durable = run->stored.run();
+    last_queue_order_ = std::max(last_queue_order_, run->stored.queue_order());
     ActiveRun& ref = *run;
     runs_[id] = std::move(run);
     EnqueueLocked(ref);
@@ -181,8 +182,8 @@ absl::Status RunManager::Load() {
 void RunManager::EnqueueLocked(ActiveRun& run) {
   if (run.queued) return;
   run.queue_name = QueueNameOf(run.stored);
-  run.queue_key = QueueKey(PriorityRank(run.stored.run()), run.stored.run().created_at_unix_ms(),
-                           ++enqueue_seq_, run.stored.run().run_id());
+  run.queue_key = QueueKey(PriorityRank(run.stored.run()), run.stored.queue_order(),
+                           run.stored.run().run_id());
   queues_[run.queue_name].insert(run.queue_key);
   run.queued = true;
   dirty_ = true;
@@ -238,7 +239,7 @@ bool RunManager::TryAssignLocked(Slot& slot, const std::vector<std::string>& que
   }
   if (best_queue == nullptr) return false;
   if (!slot.link_running && stats_.links >= options_.max_links) return false;
-  const std::string run_id = std::get<3>(*best_queue->begin());
+  const std::string run_id = std::get<2>(*best_queue->begin());
   ActiveRun& run = *runs_[run_id];
   DequeueLocked(run);
   run.slot_key = slot.key;
@@ -902,6 +903,12 @@ absl::StatusOr<proto::RunFlowResponse> RunManager::RunFlow(const Caller& caller,
   run->set_owner_user_id(caller.user.user_id());
   stored.set_flow_definition_json(flow.definition_json());
   stored.set_request_id(request.request_id());
+  {
+    absl::MutexLock lock(&mu_);
+    last_queue_order_ = std::max(last_queue_order_ + 1,
+                                 static_cast<uint64_t>(absl::ToUnixMicros(WallNow())));
+    stored.set_queue_order(last_queue_order_);
+  }
 
   proto::RunEvent event;
   event.set_run_id(run_id);

@@ -137,8 +137,8 @@ class RunManager : public MachineStatusSource {
   struct Link;
   struct Slot;
   struct ActiveRun;
-  // Queue order: HIGH first, then creation time, then a tie-breaking sequence.
-  using QueueKey = std::tuple<int, int64_t, uint64_t, std::string>;
+  // Queue order: resumed runs, then HIGH, then NORMAL; FIFO (StoredRun.queue_order) within each.
+  using QueueKey = std::tuple<int, uint64_t, std::string>;
 
   RunManager(store::Store* db, store::GroupCommitWriter* writer, CloudService* service,
              RunManagerOptions options);
@@ -189,7 +189,7 @@ class RunManager : public MachineStatusSource {
   absl::CondVar events_cv_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t enqueue_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_queue_order_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, std::unique_ptr<ActiveRun>> runs_ ABSL_GUARDED_BY(mu_);
   // Queue key ("m:<machine>", "g:<group>", "c:<cluster>") -> queued runs in dispatch order.
   std::map<std::string, std::set<QueueKey>> queues_ ABSL_GUARDED_BY(mu_);
