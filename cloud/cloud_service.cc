@@ -301,6 +301,32 @@ absl::StatusOr<proto::User> CloudService::UserByName(absl::string_view name) {
 // ---------------------------------------------------------------------------------------------
 // Machines
 
+absl::Status CloudService::ApplyShare(proto::ShareRole caller_role, absl::string_view kind,
+                                      absl::string_view column_family, const std::string& id,
+                                      const std::string& owner_user_id, Shares* shares,
+                                      const google::protobuf::MessageLite& record,
+                                      absl::string_view user_name,
+                                      std::optional<proto::ShareRole> new_role) {
+  if (!HasRoleToChange(caller_role)) {
+    return absl::PermissionDeniedError("changing shares needs the owner role");
+  }
+  ASSIGN_OR_RETURN(proto::User user, UserByName(user_name));
+  store::Batch batch;
+  if (new_role.has_value()) {
+    if (user.user_id() == owner_user_id) {
+      return absl::InvalidArgumentError(absl::StrCat("the ", kind, "'s owner needs no share"));
+    }
+    PutShare(shares, user, *new_role, kind, id, &batch);
+  } else {
+    if (!RemoveShare(shares, user.user_id())) {
+      return absl::NotFoundError(absl::StrCat(kind, " is not shared with \"", user_name, "\""));
+    }
+    batch.Delete(kVisibleCf, VisibleKey(user.user_id(), kind, id));
+  }
+  batch.Put(Sv(column_family), id, SerializeRecord(record));
+  return db_->Write(batch, {.sync = true});
+}
+
 absl::StatusOr<proto::ListenToken> CloudService::MintListenToken(const std::string& entity) {
   const absl::Time expiry = WallNow() + options_.listen_token_ttl;
   proto::ListenToken token;
@@ -493,16 +519,9 @@ absl::StatusOr<proto::Machine> CloudService::ShareMachine(const Caller& caller,
   absl::MutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(proto::Machine machine, VisibleMachine(caller, request.machine_id(), &role));
-  if (!HasRoleToChange(role)) return absl::PermissionDeniedError("sharing needs the owner role");
-  ASSIGN_OR_RETURN(proto::User user, UserByName(request.user_name()));
-  if (user.user_id() == machine.owner_user_id()) {
-    return absl::InvalidArgumentError("the machine's owner needs no share");
-  }
-  store::Batch batch;
-  PutShare(machine.mutable_shared_with(), user, request.role(), kKindMachine, machine.machine_id(),
-           &batch);
-  batch.Put(kMachinesCf, machine.machine_id(), SerializeRecord(machine));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  RETURN_IF_ERROR(ApplyShare(role, kKindMachine, kMachinesCf, machine.machine_id(),
+                             machine.owner_user_id(), machine.mutable_shared_with(), machine,
+                             request.user_name(), request.role()));
   FillMachineStatus(&machine);
   return machine;
 }
@@ -512,16 +531,9 @@ absl::StatusOr<proto::Machine> CloudService::UnshareMachine(
   absl::MutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(proto::Machine machine, VisibleMachine(caller, request.machine_id(), &role));
-  if (!HasRoleToChange(role)) return absl::PermissionDeniedError("unsharing needs the owner role");
-  ASSIGN_OR_RETURN(proto::User user, UserByName(request.user_name()));
-  if (!RemoveShare(machine.mutable_shared_with(), user.user_id())) {
-    return absl::NotFoundError(
-        absl::StrCat("machine is not shared with \"", request.user_name(), "\""));
-  }
-  store::Batch batch;
-  batch.Put(kMachinesCf, machine.machine_id(), SerializeRecord(machine));
-  batch.Delete(kVisibleCf, VisibleKey(user.user_id(), kKindMachine, machine.machine_id()));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  RETURN_IF_ERROR(ApplyShare(role, kKindMachine, kMachinesCf, machine.machine_id(),
+                             machine.owner_user_id(), machine.mutable_shared_with(), machine,
+                             request.user_name(), std::nullopt));
   FillMachineStatus(&machine);
   return machine;
 }
@@ -708,16 +720,10 @@ absl::StatusOr<proto::MachineGroup> CloudService::ShareGroup(const Caller& calle
   absl::MutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(storage::StoredGroup stored, VisibleGroup(caller, request.group_id(), &role));
-  if (!HasRoleToChange(role)) return absl::PermissionDeniedError("sharing needs the owner role");
-  ASSIGN_OR_RETURN(proto::User user, UserByName(request.user_name()));
-  if (user.user_id() == stored.group().owner_user_id()) {
-    return absl::InvalidArgumentError("the group's owner needs no share");
-  }
-  store::Batch batch;
-  PutShare(stored.mutable_group()->mutable_shared_with(), user, request.role(), kKindGroup,
-           stored.group().group_id(), &batch);
-  batch.Put(kGroupsCf, stored.group().group_id(), SerializeRecord(stored));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  proto::MachineGroup* group = stored.mutable_group();
+  RETURN_IF_ERROR(ApplyShare(role, kKindGroup, kGroupsCf, group->group_id(), group->owner_user_id(),
+                             group->mutable_shared_with(), stored, request.user_name(),
+                             request.role()));
   return stored.group();
 }
 
@@ -726,15 +732,10 @@ absl::StatusOr<proto::MachineGroup> CloudService::UnshareGroup(
   absl::MutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(storage::StoredGroup stored, VisibleGroup(caller, request.group_id(), &role));
-  if (!HasRoleToChange(role)) return absl::PermissionDeniedError("unsharing needs the owner role");
-  ASSIGN_OR_RETURN(proto::User user, UserByName(request.user_name()));
-  if (!RemoveShare(stored.mutable_group()->mutable_shared_with(), user.user_id())) {
-    return absl::NotFoundError(absl::StrCat("group is not shared with \"", request.user_name(), "\""));
-  }
-  store::Batch batch;
-  batch.Put(kGroupsCf, stored.group().group_id(), SerializeRecord(stored));
-  batch.Delete(kVisibleCf, VisibleKey(user.user_id(), kKindGroup, stored.group().group_id()));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  proto::MachineGroup* group = stored.mutable_group();
+  RETURN_IF_ERROR(ApplyShare(role, kKindGroup, kGroupsCf, group->group_id(), group->owner_user_id(),
+                             group->mutable_shared_with(), stored, request.user_name(),
+                             std::nullopt));
   return stored.group();
 }
 

@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -163,6 +164,14 @@ class CloudService {
                                                        absl::string_view cluster_id,
                                                        proto::ShareRole* role);
   absl::StatusOr<proto::User> UserByName(absl::string_view name);
+  // Gives `user_name` `new_role` on the object (or, with nullopt, takes its share away):
+  // `shares` points into `record`, which is written to `column_family` under `id` afterwards.
+  using Shares = google::protobuf::RepeatedPtrField<proto::Share>;
+  absl::Status ApplyShare(proto::ShareRole caller_role, absl::string_view kind,
+                          absl::string_view column_family, const std::string& id,
+                          const std::string& owner_user_id, Shares* shares,
+                          const google::protobuf::MessageLite& record, absl::string_view user_name,
+                          std::optional<proto::ShareRole> new_role);
   absl::StatusOr<proto::ListenToken> MintListenToken(const std::string& entity);
   void FillMachineStatus(proto::Machine* machine);
   void FillClusterStatus(proto::GatewayCluster* cluster);

@@ -255,8 +255,10 @@ TEST_F(RunDispatchTest, CancelEndsAQueuedRunAtOnceAndARunningOneOnTheAgent) {
   cancel.set_run_id(running.run_id());
   ASSERT_TRUE(runs_->CancelRun(CloudHarness::Context(token_).get(), cancel, &cancelled).ok());
   EXPECT_TRUE(cancelled.cancel_requested());
-  EXPECT_EQ(WaitForState(running.run_id(), proto::RUN_STATE_CANCELLED).state(),
-            proto::RUN_STATE_CANCELLED);
+  proto::Run ended = WaitForState(running.run_id(), proto::RUN_STATE_CANCELLED);
+  EXPECT_EQ(ended.state(), proto::RUN_STATE_CANCELLED);
+  EXPECT_EQ(ended.error().message(), "changed my mind");
+  EXPECT_EQ(ended.state_detail(), "cancelled");
   // The queued run never reached the agent.
   EXPECT_EQ(agent->executions(queued.job_id()), 0);
 }

@@ -112,6 +112,28 @@ std::string RelayName(absl::string_view entity) {
   return std::string(entity);
 }
 
+// Issue time, expiry and a fresh nonce: what makes a signed request unreplayable.
+template <typename SignedRequest>
+absl::Status StampForSigning(SignedRequest& request, absl::Duration ttl) {
+  const absl::Time now = WallNow();
+  request.set_issued_at_unix_ms(absl::ToUnixMillis(now));
+  request.set_expires_at_unix_ms(absl::ToUnixMillis(now + ttl));
+  ASSIGN_OR_RETURN(std::string nonce, crypto::RandomBytes(16));
+  request.set_nonce(std::move(nonce));
+  return absl::OkStatus();
+}
+
+// A terminal state as a user reads it in state_detail.
+absl::string_view StateWord(proto::RunState state) {
+  switch (state) {
+    case proto::RUN_STATE_SUCCEEDED: return "succeeded";
+    case proto::RUN_STATE_FAILED: return "failed";
+    case proto::RUN_STATE_CANCELLED: return "cancelled";
+    case proto::RUN_STATE_TIMED_OUT: return "timed out";
+    default: return "finished";
+  }
+}
+
 void SetError(proto::Run& run, absl::string_view message) {
   run.mutable_error()->set_message(std::string(message));
 }
@@ -432,37 +454,27 @@ absl::StatusOr<std::string> RunManager::BuildSignedJob(const storage::StoredRun&
   job.set_username(connection.connection().username());
   job.set_mode(connection.connection().mode());
   job.set_timeout_ms(run.timeout_ms());
-  const absl::Time now = WallNow();
-  job.set_issued_at_unix_ms(absl::ToUnixMillis(now));
-  job.set_expires_at_unix_ms(absl::ToUnixMillis(now + options_.job_request_ttl));
-  ASSIGN_OR_RETURN(std::string nonce, crypto::RandomBytes(16));
-  job.set_nonce(nonce);
+  RETURN_IF_ERROR(StampForSigning(job, options_.job_request_ttl));
   proto::ChannelMessage message;
   proto::SignedJobRequest* signed_job = message.mutable_job_request();
   signed_job->set_job_request(SerializeRecord(job));
-  ASSIGN_OR_RETURN(std::string signature,
+  ASSIGN_OR_RETURN(*signed_job->mutable_signature(),
                    crypto::Ed25519Sign(options_.signing_private_key,
                                        proto::JobRequestSigningInput(signed_job->job_request())));
-  signed_job->set_signature(std::move(signature));
   signed_job->set_key_id(options_.signing_key_id);
   return message.SerializeAsString();
 }
 
 absl::StatusOr<std::string> RunManager::BuildSignedControl(const proto::ControlRequest& control_in) {
   proto::ControlRequest control = control_in;
-  const absl::Time now = WallNow();
-  control.set_issued_at_unix_ms(absl::ToUnixMillis(now));
-  control.set_expires_at_unix_ms(absl::ToUnixMillis(now + options_.job_request_ttl));
-  ASSIGN_OR_RETURN(std::string nonce, crypto::RandomBytes(16));
-  control.set_nonce(nonce);
+  RETURN_IF_ERROR(StampForSigning(control, options_.job_request_ttl));
   proto::ChannelMessage message;
   proto::SignedControl* signed_control = message.mutable_control();
   signed_control->set_control_request(SerializeRecord(control));
-  ASSIGN_OR_RETURN(std::string signature,
+  ASSIGN_OR_RETURN(*signed_control->mutable_signature(),
                    crypto::Ed25519Sign(options_.signing_private_key,
                                        proto::ControlRequestSigningInput(
                                            signed_control->control_request())));
-  signed_control->set_signature(std::move(signature));
   signed_control->set_key_id(options_.signing_key_id);
   return message.SerializeAsString();
 }
@@ -585,11 +597,14 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
         // The cloud cancelled it because its timeout passed without a result.
         r.set_state(proto::RUN_STATE_TIMED_OUT);
       }
-      r.set_state_detail(absl::StrCat("finished: ", proto::RunState_Name(r.state())));
+      r.set_state_detail(std::string(StateWord(r.state())));
       r.mutable_outputs()->clear();
       for (const auto& [name, value] : result.outputs()) (*r.mutable_outputs())[name] = value;
       if (result.state() != proto::JOB_STATE_SUCCEEDED) {
         *r.mutable_error() = result.error();
+        if (r.state() == proto::RUN_STATE_CANCELLED && r.cancel_requested()) {
+          SetError(r, s.cancel_reason());  // the user's words, not the agent's
+        }
         if (r.state() == proto::RUN_STATE_TIMED_OUT && timeout_cancel_sent) {
           SetError(r, absl::StrCat("timed out after ", r.timeout_ms(), " ms"));
         }
@@ -684,7 +699,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       std::optional<storage::StoredRun> now = snapshot();
       if (!now.has_value()) return release(false, "");
       if (accepted && now->run().cancel_requested() && !cancel_sent) {
-        cancel_sent = control(true, 0, "cancelled by the user").ok();
+        cancel_sent = control(true, 0, now->cancel_reason()).ok();
       }
       if (!accepted && absl::Now() > accept_deadline) {
         LogWarning("dispatch_no_answer", {{"run_id", run_id}, {"entity", slot->entity}});
@@ -995,6 +1010,7 @@ absl::StatusOr<proto::Run> RunManager::CancelRun(const Caller& caller,
     } else {
       r.set_cancel_requested(true);
       r.set_state_detail(absl::StrCat("cancelling: ", reason));
+      s.set_cancel_reason(reason);
     }
   });
   if (absl::IsNotFound(status)) return absl::FailedPreconditionError("run already finished");
