@@ -19,8 +19,9 @@ What is built so far (see README.md, "Status"):
   //common/store      RocksDB storage
   //tools/crypto_cli  the crypto primitives on the command line
   //relay:relay_server the relay (docs/RELAY.md), with its client library in //common/net
-Missing before a demo can run: //cloud:cloud_server, //agent:agent,
-//gateway:gateway, //tools/devstack (issues 4 to 7).
+  //cloud:cloud_server the cloud API, run queue and dispatcher (docs/CLOUD.md)
+  //tools/tetherctl   the user CLI (docs/TETHERCTL.md)
+Missing before a demo can run: //agent:agent, //gateway:gateway, //tools/devstack (issues 5 to 7).
 
 Meanwhile, the credential crypto at work (an X25519 key pair derived from a seed, then an HPKE
 seal and open with Tether's suite, X25519 / HKDF-SHA256 / AES-256-GCM):
