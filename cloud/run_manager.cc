@@ -649,12 +649,22 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
   if (run->run().cancel_requested() && run->run().state() == proto::RUN_STATE_QUEUED) {
     return end_run(proto::RUN_STATE_CANCELLED, "cancelled before dispatch");
   }
+  bool accepted = run->run().state() == proto::RUN_STATE_RUNNING;
+  // Build the job before connecting: a run whose connection (or machine) was deleted fails now
+  // rather than waiting for a machine that may never come back.
+  absl::StatusOr<std::string> job;
+  if (!accepted) {
+    job = BuildSignedJob(*run, slot->machine_id);
+    if (absl::IsFailedPrecondition(job.status())) {
+      return end_run(proto::RUN_STATE_FAILED, job.status().message());
+    }
+    if (!job.ok()) return release(true, job.status().message());
+  }
   if (link.channel == nullptr) {
     absl::Status status = connect();
     if (!status.ok()) return release(true, status.message());
   }
 
-  bool accepted = run->run().state() == proto::RUN_STATE_RUNNING;
   absl::Time guard_deadline = absl::InfiniteFuture();
   if (accepted) {
     guard_deadline = absl::FromUnixMillis(run->run().dispatched_at_unix_ms()) +
@@ -664,11 +674,6 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       return release(true, "query failed");
     }
   } else {
-    absl::StatusOr<std::string> job = BuildSignedJob(*run, slot->machine_id);
-    if (absl::IsFailedPrecondition(job.status())) {
-      return end_run(proto::RUN_STATE_FAILED, job.status().message());
-    }
-    if (!job.ok()) return release(true, job.status().message());
     absl::Status status = Transition(run_id, [&](storage::StoredRun& s) {
       proto::Run& r = *s.mutable_run();
       r.set_state(proto::RUN_STATE_DISPATCHING);
