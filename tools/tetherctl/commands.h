@@ -15,7 +15,7 @@
 #include "common/proto/cloud.pb.h"
 #include "google/protobuf/message.h"
 #include "tools/tetherctl/args.h"
-#include "tools/tetherctl/cloud_client.h"
+#include "tools/tetherctl/client.h"
 #include "tools/tetherctl/tetherctl.h"
 
 namespace tether::tetherctl {

@@ -11,7 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/proto/cloud.pb.h"
-#include "tools/tetherctl/cloud_client.h"
+#include "tools/tetherctl/client.h"
 
 namespace tether::tetherctl {
 

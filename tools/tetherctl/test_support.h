@@ -19,7 +19,7 @@
 #include "common/crypto/hpke.h"
 #include "common/proto/cloud.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
-#include "tools/tetherctl/secret_input.h"
+#include "tools/tetherctl/client.h"
 
 namespace tether::tetherctl::testing {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "tools/tetherctl/config.h"
-#include "tools/tetherctl/secret_input.h"
+#include "tools/tetherctl/client.h"
 
 namespace tether::tetherctl {
 

@@ -1,8 +1,8 @@
-#include "tools/tetherctl/cloud_client.h"
+#include "common/client/cloud_client.h"
 
 #include "gtest/gtest.h"
 
-namespace tether::tetherctl {
+namespace tether::client {
 namespace {
 
 TEST(ExitCodeTest, FollowsTheDocumentedTable) {
@@ -71,4 +71,4 @@ TEST(FromGrpcTest, KeepsTheCodeAndPrefixesTheMessage) {
 }
 
 }  // namespace
-}  // namespace tether::tetherctl
+}  // namespace tether::client

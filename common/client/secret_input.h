@@ -1,9 +1,9 @@
-// How tetherctl reads secrets (API tokens, account and group passwords): from a file named by a
+// How the CLIs read secrets (API tokens, account, group and recovery passwords): from a file named by a
 // flag, or typed at a prompt with the terminal's echo off. Never from a flag value or an
 // environment variable, which other local users can read from /proc and which land in shell
 // history.
-#ifndef TETHER_TOOLS_TETHERCTL_SECRET_INPUT_H_
-#define TETHER_TOOLS_TETHERCTL_SECRET_INPUT_H_
+#ifndef TETHER_COMMON_CLIENT_SECRET_INPUT_H_
+#define TETHER_COMMON_CLIENT_SECRET_INPUT_H_
 
 #include <functional>
 #include <iosfwd>
@@ -13,7 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "common/crypto/secret.h"
 
-namespace tether::tetherctl {
+namespace tether::client {
 
 // Shows `prompt` and reads one line without echoing it; the line terminator is not included.
 using SecretPrompt = std::function<absl::StatusOr<crypto::SecretBytes>(absl::string_view prompt)>;
@@ -30,6 +30,6 @@ SecretPrompt TerminalPrompt(std::istream& in, std::ostream& err, int tty_fd);
 // kInvalidArgument.
 absl::StatusOr<crypto::SecretBytes> ReadSecretLine(const std::string& path);
 
-}  // namespace tether::tetherctl
+}  // namespace tether::client
 
-#endif  // TETHER_TOOLS_TETHERCTL_SECRET_INPUT_H_
+#endif  // TETHER_COMMON_CLIENT_SECRET_INPUT_H_

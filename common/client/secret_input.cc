@@ -1,4 +1,4 @@
-#include "tools/tetherctl/secret_input.h"
+#include "common/client/secret_input.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/crypto/key_file.h"
 
-namespace tether::tetherctl {
+namespace tether::client {
 namespace {
 
 constexpr size_t kMaxSecretLine = 64 << 10;
@@ -154,4 +154,4 @@ absl::StatusOr<crypto::SecretBytes> ReadSecretLine(const std::string& path) {
   return data;
 }
 
-}  // namespace tether::tetherctl
+}  // namespace tether::client

@@ -1,4 +1,4 @@
-#include "tools/tetherctl/cloud_client.h"
+#include "common/client/cloud_client.h"
 
 #include <chrono>
 #include <fstream>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/service_main.h"
 
-namespace tether::tetherctl {
+namespace tether::client {
 
 int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
@@ -128,4 +128,4 @@ std::unique_ptr<grpc::ClientContext> CloudClient::NewContext(bool deadline) cons
   return context;
 }
 
-}  // namespace tether::tetherctl
+}  // namespace tether::client

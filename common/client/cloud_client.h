@@ -1,8 +1,9 @@
-// tetherctl's connection to the cloud's gRPC API: the channel (TLS verified with the configured
-// CA, or plaintext to a loopback address only), the bearer token on every call, gRPC errors turned
-// into absl::Status, and those into the exit codes of docs/TETHERCTL.md.
-#ifndef TETHER_TOOLS_TETHERCTL_CLOUD_CLIENT_H_
-#define TETHER_TOOLS_TETHERCTL_CLOUD_CLIENT_H_
+// A command-line client's connection to the cloud's gRPC API (tetherctl, agent, gateway): the
+// channel (TLS verified with the configured CA, or plaintext to a loopback address only), the
+// bearer token on every call, gRPC errors turned into absl::Status, and those into the exit codes
+// of docs/TETHERCTL.md (the agent and gateway use the same ones).
+#ifndef TETHER_COMMON_CLIENT_CLOUD_CLIENT_H_
+#define TETHER_COMMON_CLIENT_CLOUD_CLIENT_H_
 
 #include <memory>
 #include <string>
@@ -16,7 +17,7 @@
 #include "common/proto/cloud.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
-namespace tether::tetherctl {
+namespace tether::client {
 
 // Exit codes (docs/TETHERCTL.md).
 inline constexpr int kExitOk = 0;
@@ -90,6 +91,6 @@ class CloudClient {
   std::unique_ptr<proto::RunService::Stub> runs_;
 };
 
-}  // namespace tether::tetherctl
+}  // namespace tether::client
 
-#endif  // TETHER_TOOLS_TETHERCTL_CLOUD_CLIENT_H_
+#endif  // TETHER_COMMON_CLIENT_CLOUD_CLIENT_H_
