@@ -120,7 +120,8 @@ CloudClient::CloudClient(std::string address, std::shared_ptr<grpc::Channel> cha
 
 std::unique_ptr<grpc::ClientContext> CloudClient::NewContext(bool deadline) const {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->AddMetadata("authorization", absl::StrCat("Bearer ", token_.view()));
+  // Machine-signed calls (agent, gateway) carry no user token.
+  if (!token_.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token_.view()));
   if (deadline) {
     context->set_deadline(std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(kCallTimeout));
