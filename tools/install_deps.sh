@@ -13,6 +13,7 @@ PACKAGES=(
   libboost1.81-dev
   libabsl-dev
   libgtest-dev libgmock-dev
+  libpam0g-dev
   python3 python3-websockets
 )
 
