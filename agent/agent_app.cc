@@ -1,0 +1,465 @@
+#include "agent/agent_app.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "agent/accounts/verifier.h"
+#include "agent/agent_state.pb.h"
+#include "agent/job_service.h"
+#include "agent/ledger.h"
+#include "common/auth/machine_auth.h"
+#include "common/base/clock.h"
+#include "common/base/hex.h"
+#include "common/base/log.h"
+#include "common/base/status_macros.h"
+#include "common/client/cloud_client.h"
+#include "common/client/secret_input.h"
+#include "common/crypto/digest.h"
+#include "common/crypto/ed25519.h"
+#include "common/crypto/hpke.h"
+#include "common/crypto/key_file.h"
+#include "common/crypto/password_kdf.h"
+#include "common/net/relay_listener.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace tether::agent {
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::cerr << "agent: " << status.message() << "\n";
+  return client::ExitCodeFor(status);
+}
+
+std::string PathIn(const std::string& dir, absl::string_view file) { return absl::StrCat(dir, "/", file); }
+
+absl::Status EnsureDataDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot create ", dir, ": ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory ", dir, " is readable by others (mode ", absl::StrCat(st.st_mode & 0777),
+        "); it holds private keys: chmod 700"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AgentIdentity> LoadIdentity(const std::string& dir) {
+  const std::string path = PathIn(dir, kIdentityFile);
+  absl::StatusOr<crypto::SecretBytes> text = crypto::ReadSecretFile(path);
+  if (absl::IsNotFound(text.status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("not registered: no ", path, " (run `agent register` first)"));
+  }
+  RETURN_IF_ERROR(text.status());
+  AgentIdentity identity;
+  if (!google::protobuf::TextFormat::ParseFromString(std::string(text->view()), &identity)) {
+    return absl::DataLossError(absl::StrCat(path, " does not parse"));
+  }
+  return identity;
+}
+
+absl::Status SaveIdentity(const std::string& dir, const AgentIdentity& identity) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(identity, &text);
+  return crypto::WriteSecretFile(PathIn(dir, kIdentityFile), crypto::SecretBytes(text), /*overwrite=*/true);
+}
+
+client::CloudEndpoint Endpoint(const AgentIdentity& identity) {
+  return client::CloudEndpoint{identity.cloud(), identity.cloud_ca_file(), identity.cloud_insecure()};
+}
+
+// A secret from --password_file, or typed twice (`confirm`) at a no-echo prompt.
+absl::StatusOr<crypto::SecretBytes> ReadPassword(const AgentFlags& flags, absl::string_view what,
+                                                 bool confirm) {
+  if (!flags.password_file.empty()) return client::ReadSecretLine(flags.password_file);
+  if (!isatty(0)) {
+    return absl::InvalidArgumentError(absl::StrCat("no terminal to type the ", what,
+                                                   " on: pass --password_file FILE (mode 0600)"));
+  }
+  client::SecretPrompt prompt = client::TerminalPrompt(std::cin, std::cerr, 0);
+  ASSIGN_OR_RETURN(crypto::SecretBytes first, prompt(absl::StrCat(what, ": ")));
+  if (confirm) {
+    ASSIGN_OR_RETURN(crypto::SecretBytes second, prompt(absl::StrCat("again: ")));
+    if (!crypto::ConstantTimeEquals(first.view(), second.view())) {
+      return absl::InvalidArgumentError("the two entries differ");
+    }
+  }
+  return first;
+}
+
+template <typename Request>
+absl::Status Sign(Request* request, absl::string_view method, const AgentIdentity& identity,
+                  const crypto::SecretBytes& key) {
+  return auth::SignMachineAuth(method, identity.machine_id(), key, WallNow(), request);
+}
+
+}  // namespace
+
+int Register(const AgentFlags& flags) {
+  if (flags.cloud.empty() || flags.token_file.empty() || flags.name.empty()) {
+    return Fail(absl::InvalidArgumentError("register needs --cloud, --token_file and --name"));
+  }
+  if (absl::Status status = EnsureDataDir(flags.data_dir); !status.ok()) return Fail(status);
+  if (absl::StatusOr<AgentIdentity> existing = LoadIdentity(flags.data_dir); existing.ok() && !flags.force) {
+    return Fail(absl::AlreadyExistsError(absl::StrCat(
+        "this data directory is already registered as machine ", existing->machine_id(), " (\"",
+        existing->machine_name(), "\"); use --force to register again with new keys")));
+  }
+  absl::StatusOr<crypto::SecretBytes> token = client::ReadSecretLine(flags.token_file);
+  if (!token.ok()) return Fail(token.status());
+  client::CloudEndpoint endpoint{flags.cloud, flags.ca, flags.insecure};
+  absl::StatusOr<std::unique_ptr<client::CloudClient>> cloud =
+      client::CloudClient::Create(endpoint, *std::move(token));
+  if (!cloud.ok()) return Fail(cloud.status());
+
+  // Fresh keys, generated here; only the public halves leave the machine.
+  absl::StatusOr<crypto::X25519KeyPair> x25519 = crypto::GenerateX25519KeyPair();
+  absl::StatusOr<crypto::Ed25519KeyPair> ed25519 = crypto::GenerateEd25519KeyPair();
+  if (!x25519.ok() || !ed25519.ok()) return Fail(absl::InternalError("key generation failed"));
+  proto::RegisterMachineRequest request;
+  request.set_name(flags.name);
+  request.set_x25519_pub(x25519->public_key);
+  request.set_ed25519_pub(ed25519->public_key);
+  proto::RegisterMachineResponse response;
+  absl::Status status = (*cloud)->Unary("register", [&](grpc::ClientContext* context) {
+    return (*cloud)->machines()->RegisterMachine(context, request, &response);
+  });
+  if (!status.ok()) return Fail(status);
+
+  AgentIdentity identity;
+  identity.set_cloud(flags.cloud);
+  identity.set_cloud_ca_file(flags.ca);
+  identity.set_cloud_insecure(flags.insecure);
+  identity.set_machine_id(response.machine_id());
+  identity.set_machine_name(flags.name);
+  identity.set_entity(response.entity());
+  identity.set_relay_url(response.relay_endpoint());
+  identity.set_cloud_signing_pub(response.cloud_signing_pub());
+  identity.set_cloud_signing_key_id(response.cloud_signing_key_id());
+  identity.set_relay_ca_file(flags.relay_ca);
+  for (absl::Status write : {
+           crypto::WriteSecretFile(PathIn(flags.data_dir, kX25519KeyFile), x25519->private_key, true),
+           crypto::WriteSecretFile(PathIn(flags.data_dir, kEd25519KeyFile), ed25519->private_key, true),
+           SaveIdentity(flags.data_dir, identity)}) {
+    if (!write.ok()) return Fail(write);
+  }
+  unlink(PathIn(flags.data_dir, kGroupKeyFile).c_str());  // a re-registration leaves any group
+  std::cout << "registered machine " << response.machine_id() << " (\"" << flags.name << "\"); cloud key "
+            << response.cloud_signing_key_id() << " pinned\n";
+  return 0;
+}
+
+int JoinGroup(const AgentFlags& flags) {
+  if (flags.group.empty() || flags.token_file.empty()) {
+    return Fail(absl::InvalidArgumentError("join-group needs --group and --token_file"));
+  }
+  absl::StatusOr<AgentIdentity> identity = LoadIdentity(flags.data_dir);
+  if (!identity.ok()) return Fail(identity.status());
+  absl::StatusOr<crypto::SecretBytes> signing_key =
+      crypto::ReadSecretFile(PathIn(flags.data_dir, kEd25519KeyFile));
+  if (!signing_key.ok()) return Fail(signing_key.status());
+  absl::StatusOr<crypto::SecretBytes> token = client::ReadSecretLine(flags.token_file);
+  if (!token.ok()) return Fail(token.status());
+  absl::StatusOr<std::unique_ptr<client::CloudClient>> cloud =
+      client::CloudClient::Create(Endpoint(*identity), *std::move(token));
+  if (!cloud.ok()) return Fail(cloud.status());
+
+  // The group by name (or id).
+  proto::ListGroupsResponse groups;
+  absl::Status status = (*cloud)->Unary("list groups", [&](grpc::ClientContext* context) {
+    return (*cloud)->groups()->ListGroups(context, proto::ListGroupsRequest(), &groups);
+  });
+  if (!status.ok()) return Fail(status);
+  std::string group_id;
+  for (const proto::MachineGroup& group : groups.groups()) {
+    if (group.name() == flags.group || group.group_id() == flags.group) group_id = group.group_id();
+  }
+  std::optional<crypto::SecretBytes> password;
+  if (group_id.empty()) {
+    if (!flags.create) {
+      return Fail(absl::NotFoundError(
+          absl::StrCat("no group \"", flags.group, "\" (use --create to create it)")));
+    }
+    absl::StatusOr<crypto::SecretBytes> typed = ReadPassword(flags, "new group password", true);
+    if (!typed.ok()) return Fail(typed.status());
+    absl::StatusOr<crypto::X25519KeyPair> key = crypto::GenerateX25519KeyPair();
+    if (!key.ok()) return Fail(key.status());
+    absl::StatusOr<proto::WrappedKey> wrapped = crypto::WrapWithPassword(key->private_key, *typed);
+    if (!wrapped.ok()) return Fail(wrapped.status());
+    proto::CreateGroupRequest create;
+    create.set_name(flags.group);
+    create.set_group_pub(key->public_key);
+    *create.mutable_wrapped_priv() = *wrapped;
+    proto::MachineGroup group;
+    status = (*cloud)->Unary("create group", [&](grpc::ClientContext* context) {
+      return (*cloud)->groups()->CreateGroup(context, create, &group);
+    });
+    if (!status.ok()) return Fail(status);
+    group_id = group.group_id();
+    password = *std::move(typed);
+  }
+
+  // Step 1: the wrapped key. It is unwrapped here, with the password typed here.
+  constexpr char kMethod[] = "/tether.proto.GroupService/JoinGroup";
+  proto::JoinGroupRequest join;
+  join.set_group_id(group_id);
+  if (absl::Status s = Sign(&join, kMethod, *identity, *signing_key); !s.ok()) return Fail(s);
+  proto::JoinGroupResponse offered;
+  status = (*cloud)->Unary("join group", [&](grpc::ClientContext* context) {
+    return (*cloud)->groups()->JoinGroup(context, join, &offered);
+  });
+  if (!status.ok()) return Fail(status);
+  if (!password.has_value()) {
+    absl::StatusOr<crypto::SecretBytes> typed = ReadPassword(flags, "group password", false);
+    if (!typed.ok()) return Fail(typed.status());
+    password = *std::move(typed);
+  }
+  absl::StatusOr<crypto::SecretBytes> group_key = crypto::UnwrapWithPassword(offered.wrapped_priv(), *password);
+  password.reset();
+  if (!group_key.ok()) {
+    return Fail(absl::PermissionDeniedError(absl::StrCat(
+        "cannot open the group key: ", group_key.status().message(), "; nothing was changed")));
+  }
+  absl::StatusOr<std::string> derived = crypto::X25519PublicKey(*group_key);
+  if (!derived.ok() || !crypto::ConstantTimeEquals(*derived, offered.group_pub())) {
+    return Fail(absl::PermissionDeniedError("the unwrapped key is not the group's key; nothing was changed"));
+  }
+  // Step 2: prove it, and join.
+  join.set_derived_group_pub(*derived);
+  if (absl::Status s = Sign(&join, kMethod, *identity, *signing_key); !s.ok()) return Fail(s);
+  proto::JoinGroupResponse joined;
+  status = (*cloud)->Unary("join group", [&](grpc::ClientContext* context) {
+    return (*cloud)->groups()->JoinGroup(context, join, &joined);
+  });
+  if (!status.ok()) return Fail(status);
+  if (absl::Status s = crypto::WriteSecretFile(PathIn(flags.data_dir, kGroupKeyFile), *group_key, true);
+      !s.ok()) {
+    return Fail(s);
+  }
+  identity->set_group_id(group_id);
+  identity->set_group_name(joined.group().name());
+  identity->set_group_pub(offered.group_pub());
+  if (absl::Status s = SaveIdentity(flags.data_dir, *identity); !s.ok()) return Fail(s);
+  std::cout << "joined group \"" << joined.group().name() << "\" (" << group_id << ")\n";
+  return 0;
+}
+
+namespace {
+
+// Writes status.json (AgentStatus as JSON) atomically.
+class StatusWriter {
+ public:
+  StatusWriter(std::string path, std::string machine_id) : path_(std::move(path)) {
+    status_.set_machine_id(std::move(machine_id));
+    status_.set_pid(getpid());
+  }
+  void SetConnection(std::string connection) {
+    absl::MutexLock lock(&mu_);
+    status_.set_connection(std::move(connection));
+    WriteLocked();
+  }
+  void SetJobs(const JobServiceStatus& jobs, const std::vector<proto::JobResult>& recent) {
+    absl::MutexLock lock(&mu_);
+    status_.set_current_job_id(jobs.current_job_id);
+    status_.set_current_run_id(jobs.current_run_id);
+    status_.clear_recent_results();
+    for (const proto::JobResult& result : recent) *status_.add_recent_results() = result;
+    WriteLocked();
+  }
+
+ private:
+  void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    status_.set_updated_at_unix_ms(absl::ToUnixMillis(WallNow()));
+    std::string json;
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    if (!google::protobuf::util::MessageToJsonString(status_, &json, options).ok()) return;
+    const std::string tmp = path_ + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << json;
+    }
+    std::rename(tmp.c_str(), path_.c_str());
+  }
+
+  const std::string path_;
+  absl::Mutex mu_;
+  AgentStatus status_ ABSL_GUARDED_BY(mu_);
+};
+
+std::string RunnerPath(const AgentFlags& flags) {
+  if (!flags.runner.empty()) return flags.runner;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return "flow_runner";
+  std::string dir(self, static_cast<size_t>(n));
+  dir = dir.substr(0, dir.rfind('/'));
+  // Installed: beside the agent. Under bazel-bin: agent/runner/flow_runner.
+  for (const std::string& candidate : {dir + "/flow_runner", dir + "/runner/flow_runner"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return dir + "/flow_runner";
+}
+
+}  // namespace
+
+int Run(const AgentFlags& flags) {
+  absl::StatusOr<AgentIdentity> identity = LoadIdentity(flags.data_dir);
+  if (!identity.ok()) return Fail(identity.status());
+  if (absl::Status status = EnsureDataDir(flags.data_dir); !status.ok()) return Fail(status);
+  absl::StatusOr<crypto::SecretBytes> x25519 = crypto::ReadSecretFile(PathIn(flags.data_dir, kX25519KeyFile));
+  absl::StatusOr<crypto::SecretBytes> ed25519 = crypto::ReadSecretFile(PathIn(flags.data_dir, kEd25519KeyFile));
+  if (!x25519.ok()) return Fail(x25519.status());
+  if (!ed25519.ok()) return Fail(ed25519.status());
+  crypto::SecretBytes group_key;
+  if (!identity->group_id().empty()) {
+    absl::StatusOr<crypto::SecretBytes> key = crypto::ReadSecretFile(PathIn(flags.data_dir, kGroupKeyFile));
+    if (!key.ok()) return Fail(key.status());
+    group_key = *std::move(key);
+  }
+  absl::StatusOr<std::unique_ptr<accounts::AccountVerifier>> verifier = accounts::MakeVerifier(flags.accounts);
+  if (!verifier.ok()) return Fail(verifier.status());
+  const std::string runner = RunnerPath(flags);
+  if (access(runner.c_str(), X_OK) != 0) {
+    return Fail(absl::FailedPreconditionError(
+        absl::StrCat("flow runner ", runner, " is not executable (pass --runner)")));
+  }
+  absl::StatusOr<std::unique_ptr<Ledger>> ledger = Ledger::Open(PathIn(flags.data_dir, kLedgerDir));
+  if (!ledger.ok()) return Fail(ledger.status());
+  absl::StatusOr<std::unique_ptr<client::CloudClient>> cloud =
+      client::CloudClient::Create(Endpoint(*identity), crypto::SecretBytes());
+  if (!cloud.ok()) return Fail(cloud.status());
+
+  JobServiceOptions options;
+  options.machine_id = identity->machine_id();
+  options.group_id = identity->group_id();
+  options.cloud_signing_pub = identity->cloud_signing_pub();
+  options.cloud_signing_key_id = identity->cloud_signing_key_id();
+  options.machine_private_key = *std::move(x25519);
+  options.group_private_key = std::move(group_key);
+  options.verifier = verifier->get();
+  options.runner_path = runner;
+  StatusWriter status_file(PathIn(flags.data_dir, kStatusFile), identity->machine_id());
+  JobService* jobs_ptr = nullptr;
+  options.on_change = [&] {
+    if (jobs_ptr != nullptr) status_file.SetJobs(jobs_ptr->status(), (*ledger)->RecentResults(5));
+  };
+  JobService jobs(ledger->get(), std::move(options));
+  jobs_ptr = &jobs;
+
+  status_file.SetConnection("connecting");
+  status_file.SetJobs(jobs.status(), (*ledger)->RecentResults(5));
+
+  net::ListenerOptions listener;
+  listener.relay_url = identity->relay_url();
+  listener.entity = std::string(absl::StripPrefix(identity->entity(), "hc/"));
+  listener.listener_id = identity->machine_id();
+  listener.ca_file = identity->relay_ca_file();
+  if (flags.transport == "websocket") listener.transport = net::ListenerOptions::Transport::kWebSocketOnly;
+  if (flags.transport == "longpoll") listener.transport = net::ListenerOptions::Transport::kLongPollOnly;
+  const crypto::SecretBytes& signing_key = *ed25519;
+  client::CloudClient* cloud_client = cloud->get();
+  listener.token_provider = [&]() -> absl::StatusOr<std::string> {
+    proto::GetListenTokenRequest request;
+    RETURN_IF_ERROR(Sign(&request, "/tether.proto.MachineService/GetListenToken", *identity, signing_key));
+    proto::ListenToken token;
+    RETURN_IF_ERROR(cloud_client->Unary("listen token", [&](grpc::ClientContext* context) {
+      return cloud_client->machines()->GetListenToken(context, request, &token);
+    }));
+    return token.token();
+  };
+  listener.on_channel = [&](std::shared_ptr<net::ListenerChannel> channel) {
+    std::weak_ptr<net::ListenerChannel> weak = channel;
+    net::ListenerChannel::Handlers handlers;
+    handlers.on_data = [&jobs, weak](std::string payload) {
+      if (auto channel = weak.lock()) jobs.OnMessage(channel, std::move(payload));
+    };
+    handlers.on_close = [](uint32_t, std::string) {};
+    channel->Accept(std::move(handlers)).IgnoreError();
+  };
+  listener.on_state = [&](const net::ListenerState& state) {
+    std::string text(net::ListenerStateName(state.kind));
+    if (!state.last_error.ok()) absl::StrAppend(&text, ": ", state.last_error.message());
+    status_file.SetConnection(text);
+  };
+  absl::StatusOr<std::unique_ptr<net::RelayListener>> relay = net::RelayListener::Create(std::move(listener));
+  if (!relay.ok()) return Fail(relay.status());
+  if (absl::Status status = (*relay)->Start(); !status.ok()) return Fail(status);
+  LogInfo("agent_running", {{"machine_id", identity->machine_id()}, {"runner", runner},
+                            {"accounts", flags.accounts}});
+
+  // Wait for SIGTERM/SIGINT, refreshing status.json every second.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  while (true) {
+    timespec second{1, 0};
+    int received = sigtimedwait(&signals, nullptr, &second);
+    if (received == SIGINT || received == SIGTERM) {
+      LogInfo("agent_signal", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      break;
+    }
+    status_file.SetJobs(jobs.status(), (*ledger)->RecentResults(5));
+  }
+  // Finish (or cancel) the running job while the relay is still up to report it, then leave.
+  jobs.Shutdown(flags.shutdown_grace);
+  (*relay)->Stop();
+  status_file.SetConnection("stopped");
+  status_file.SetJobs(jobs.status(), (*ledger)->RecentResults(5));
+  LogInfo("agent_stopped");
+  return 0;
+}
+
+int Status(const AgentFlags& flags) {
+  absl::StatusOr<AgentIdentity> identity = LoadIdentity(flags.data_dir);
+  if (!identity.ok()) return Fail(identity.status());
+  std::cout << "machine      " << identity->machine_id() << " (\"" << identity->machine_name() << "\")\n"
+            << "cloud        " << identity->cloud() << "  (job key " << identity->cloud_signing_key_id()
+            << " pinned)\n"
+            << "relay        " << identity->relay_url() << "  entity " << identity->entity() << "\n"
+            << "group        "
+            << (identity->group_id().empty() ? std::string("(none)")
+                                             : absl::StrCat(identity->group_name(), " (", identity->group_id(), ")"))
+            << "\n";
+  std::ifstream in(PathIn(flags.data_dir, kStatusFile));
+  std::stringstream json;
+  json << in.rdbuf();
+  AgentStatus status;
+  if (!in || !google::protobuf::util::JsonStringToMessage(json.str(), &status).ok()) {
+    std::cout << "service      not running (no status yet)\n";
+    return 0;
+  }
+  const bool alive = status.pid() > 0 && kill(status.pid(), 0) == 0 && status.connection() != "stopped";
+  std::cout << "service      " << (alive ? absl::StrCat("running (pid ", status.pid(), ")") : "not running")
+            << "\nconnection   " << status.connection() << "\ncurrent job  "
+            << (status.current_job_id().empty() ? "(none)"
+                                                : absl::StrCat(status.current_job_id(), " (run ",
+                                                               status.current_run_id(), ")"))
+            << "\n";
+  for (const proto::JobResult& result : status.recent_results()) {
+    std::cout << "last result  " << result.job_id() << "  " << proto::JobState_Name(result.state());
+    if (!result.error().message().empty()) std::cout << "  " << result.error().message();
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace tether::agent

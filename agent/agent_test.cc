@@ -1,0 +1,538 @@
+// The agent binary end to end against a real cloud (in-process), a real relay and the real flow
+// runner: register, join-group, run jobs as a local account, and every bad input of the agent
+// issue. The test also plays a forged "cloud" sending crafted messages straight through the relay.
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agent/accounts/file_verifier.h"
+#include "cloud/testing/cloud_harness.h"
+#include "common/base/clock.h"
+#include "common/base/hex.h"
+#include "common/crypto/digest.h"
+#include "common/crypto/ed25519.h"
+#include "common/crypto/envelope.h"
+#include "common/crypto/key_file.h"
+#include "common/net/relay_process.h"
+#include "common/net/relay_sender.h"
+#include "common/proto/signing_input.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tether::agent {
+namespace {
+
+using ::testing::HasSubstr;
+using cloud::testing::CloudHarness;
+
+constexpr absl::Duration kWait = absl::Seconds(30);
+
+std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0600) {
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+  }
+  chmod(path.c_str(), mode);
+}
+
+// A child process with stdout/stderr captured to files.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> args) {
+    static int counter = 0;
+    out_ = absl::StrCat(TempDir(), "/agent-child-", ++counter, ".out");
+    err_ = absl::StrCat(TempDir(), "/agent-child-", counter, ".err");
+    pid_ = fork();
+    if (pid_ == 0) {
+      int out = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int err = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int null = open("/dev/null", O_RDONLY);
+      dup2(null, 0);
+      dup2(out, 1);
+      dup2(err, 2);
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Child() { Signal(SIGKILL), Wait(); }
+  void Signal(int signal) {
+    if (pid_ > 0) kill(pid_, signal);
+  }
+  int Wait() {
+    if (pid_ <= 0) return status_;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return status_;
+  }
+  std::string out() const { return ReadFile(out_); }
+  std::string err() const { return ReadFile(err_); }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string out_, err_;
+};
+
+constexpr char kAgent[] = "agent/agent";
+constexpr char kRunner[] = "agent/runner/flow_runner";
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto harness = CloudHarness::Start();
+    ASSERT_TRUE(harness.ok()) << harness.status();
+    h_ = *std::move(harness);
+    auto token = h_->CreateUser("alice");
+    ASSERT_TRUE(token.ok());
+    token_ = *token;
+    static int counter = 0;
+    dir_ = absl::StrCat(TempDir(), "/agent-", ++counter);
+    mkdir(dir_.c_str(), 0700);
+    data_dir_ = dir_ + "/data";
+    token_file_ = dir_ + "/token";
+    WriteFile(token_file_, token_ + "\n");
+    // The account jobs run as: the user this test runs as, with a password in a file backend.
+    account_ = getpwuid(geteuid())->pw_name;
+    accounts_file_ = dir_ + "/accounts";
+    auto line = accounts::MakeFileAccountLine(account_, crypto::SecretBytes("desk-pass"),
+                                              {.n = 1 << 10, .r = 8, .p = 1});
+    ASSERT_TRUE(line.ok()) << line.status();
+    WriteFile(accounts_file_, *line + "\n");
+    connections_ = proto::ConnectionService::NewStub(h_->channel());
+    flows_ = proto::FlowService::NewStub(h_->channel());
+    runs_ = proto::RunService::NewStub(h_->channel());
+    machines_ = proto::MachineService::NewStub(h_->channel());
+  }
+
+  int AgentCommand(std::vector<std::string> args, std::string* err = nullptr) {
+    std::vector<std::string> argv = {kAgent};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Child child(argv);
+    int code = child.Wait();
+    if (err != nullptr) *err = child.err() + child.out();
+    return code;
+  }
+
+  std::string CloudAddress() const { return absl::StrCat("127.0.0.1:", h_->cloud().port()); }
+
+  void Register() {
+    std::string err;
+    ASSERT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file",
+                            token_file_, "--name", "desk-1", "--data_dir", data_dir_},
+                           &err),
+              0)
+        << err;
+    proto::ListMachinesResponse list;
+    ASSERT_TRUE(machines_->ListMachines(CloudHarness::Context(token_).get(), {}, &list).ok());
+    ASSERT_EQ(list.machines_size(), 1);
+    machine_ = list.machines(0);
+  }
+
+  std::unique_ptr<Child> StartAgent(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {kAgent, "run", "--data_dir", data_dir_, "--accounts",
+                                     "file:" + accounts_file_, "--runner", kRunner};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto child = std::make_unique<Child>(args);
+    // Online once the relay lists it (the cloud's presence view).
+    const absl::Time deadline = absl::Now() + kWait;
+    proto::GetMachineRequest get;
+    get.set_machine_id(machine_.machine_id());
+    while (absl::Now() < deadline) {
+      proto::Machine machine;
+      if (machines_->GetMachine(CloudHarness::Context(token_).get(), get, &machine).ok() &&
+          machine.status() != proto::MACHINE_STATUS_OFFLINE) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return child;
+  }
+
+  std::string Connection(const std::string& username, const std::string& password,
+                         bool tamper = false) {
+    static int counter = 0;
+    const std::string id = absl::StrCat("conn-agent-test-", 1000 + ++counter);
+    proto::CreateConnectionRequest request;
+    request.set_connection_id(id);
+    request.set_name(id);
+    request.mutable_target()->set_machine_id(machine_.machine_id());
+    request.set_username(username);
+    request.set_mode(proto::RUN_MODE_UNATTENDED);
+    auto sealed = crypto::SealCredentials(machine_.x25519_pub(), id,
+                                          {username, crypto::SecretBytes(password)});
+    EXPECT_TRUE(sealed.ok());
+    if (tamper) {
+      std::string ciphertext = sealed->ciphertext();
+      ciphertext[ciphertext.size() / 2] ^= 0x01;
+      sealed->set_ciphertext(ciphertext);
+    }
+    *request.mutable_sealed_credentials() = *sealed;
+    proto::Connection connection;
+    grpc::Status status =
+        connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return id;
+  }
+
+  std::string Flow(const std::string& json) {
+    static int counter = 0;
+    proto::CreateFlowRequest request;
+    request.set_name(absl::StrCat("flow-", ++counter));
+    request.set_definition_json(json);
+    proto::Flow flow;
+    grpc::Status status = flows_->CreateFlow(CloudHarness::Context(token_).get(), request, &flow);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return flow.flow_id();
+  }
+
+  proto::Run RunAndWait(const std::string& flow_id, const std::string& connection_id,
+                        std::map<std::string, std::string> inputs = {}) {
+    proto::RunFlowRequest request;
+    request.set_flow_id(flow_id);
+    request.set_connection_id(connection_id);
+    for (const auto& [k, v] : inputs) (*request.mutable_inputs())[k] = v;
+    proto::RunFlowResponse response;
+    grpc::Status status = runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return WaitForEnd(response.run_id());
+  }
+
+  proto::Run WaitForEnd(const std::string& run_id) {
+    const absl::Time deadline = absl::Now() + kWait;
+    proto::GetRunRequest get;
+    get.set_run_id(run_id);
+    proto::Run run;
+    while (absl::Now() < deadline) {
+      runs_->GetRun(CloudHarness::Context(token_).get(), get, &run);
+      if (run.state() >= proto::RUN_STATE_SUCCEEDED) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return run;
+  }
+
+  std::unique_ptr<CloudHarness> h_;
+  std::string token_, dir_, data_dir_, token_file_, account_, accounts_file_;
+  proto::Machine machine_;
+  std::unique_ptr<proto::ConnectionService::Stub> connections_;
+  std::unique_ptr<proto::FlowService::Stub> flows_;
+  std::unique_ptr<proto::RunService::Stub> runs_;
+  std::unique_ptr<proto::MachineService::Stub> machines_;
+};
+
+TEST_F(AgentTest, RegistersOnceKeepsItsKeysPrivateAndRefusesASecondRegistration) {
+  Register();
+  for (const char* file : {"machine-x25519.key", "machine-ed25519.key", "agent.conf"}) {
+    struct stat st;
+    ASSERT_EQ(stat((data_dir_ + "/" + file).c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+  }
+  // The cloud got the public key that matches the private key on disk.
+  auto key = crypto::ReadSecretFile(data_dir_ + "/machine-x25519.key");
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(*crypto::X25519PublicKey(*key), machine_.x25519_pub());
+  std::string err;
+  EXPECT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file", token_file_,
+                          "--name", "desk-1b", "--data_dir", data_dir_},
+                         &err),
+            1);
+  EXPECT_THAT(err, HasSubstr("already registered as machine " + machine_.machine_id()));
+  // A bad token registers nothing.
+  WriteFile(dir_ + "/bad-token", "tt_bogus\n");
+  EXPECT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file",
+                          dir_ + "/bad-token", "--name", "x", "--data_dir", dir_ + "/other"},
+                         &err),
+            3);
+  EXPECT_THAT(err, HasSubstr("unknown API token"));
+  EXPECT_NE(access((dir_ + "/other/agent.conf").c_str(), F_OK), 0);
+}
+
+TEST_F(AgentTest, RunsAFlowAsTheAccountAndReportsEventsAndOutputs) {
+  Register();
+  auto agent = StartAgent();
+  const std::string out = dir_ + "/out.txt";
+  const std::string flow = Flow(absl::StrCat(R"({"name":"hello","inputs":[{"name":"Who","type":"text"}],
+    "outputs":[{"name":"Greeting"},{"name":"Echoed"}],
+    "actions":[{"action":"Variables.SetVariable","variable":"Greeting","value":"hello %Who%"},
+               {"action":"File.WriteText","path":")", out, R"(","text":"%Greeting%"},
+               {"action":"System.RunApplication","path":"/bin/echo","arguments":["from","echo"],
+                "stdout_variable":"Echoed"}]})"));
+  proto::Run run = RunAndWait(flow, Connection(account_, "desk-pass"), {{"Who", "tether"}});
+  ASSERT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED) << run.error().message() << "\n" << agent->err();
+  EXPECT_EQ(run.outputs().at("Greeting"), "hello tether");
+  EXPECT_THAT(run.outputs().at("Echoed"), HasSubstr("from echo"));
+  EXPECT_EQ(ReadFile(out), "hello tether");
+  // The decrypted password never reached the agent's log.
+  EXPECT_THAT(agent->err(), ::testing::Not(HasSubstr("desk-pass")));
+  // `agent status` tells what happened.
+  std::string status;
+  EXPECT_EQ(AgentCommand({"status", "--data_dir", data_dir_}, &status), 0);
+  EXPECT_THAT(status, HasSubstr(machine_.machine_id()));
+  EXPECT_THAT(status, HasSubstr(run.job_id()));
+  EXPECT_THAT(status, HasSubstr("JOB_STATE_SUCCEEDED"));
+}
+
+TEST_F(AgentTest, RefusesWrongPasswordsUnknownAccountsAndTamperedEnvelopes) {
+  Register();
+  auto agent = StartAgent();
+  const std::string flow = Flow(R"({"name":"x","actions":[{"action":"Flow.Wait","duration_ms":0}]})");
+  struct Case {
+    std::string name;
+    std::string connection;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"wrong password", Connection(account_, "not-the-password"),
+       "JOB_REJECT_CODE_ACCOUNT_VERIFICATION_FAILED"},
+      {"unknown local account", Connection("no-such-user-xyz", "pw"),
+       "JOB_REJECT_CODE_ACCOUNT_VERIFICATION_FAILED"},
+      {"tampered envelope", Connection(account_, "desk-pass", /*tamper=*/true),
+       "JOB_REJECT_CODE_CREDENTIALS_UNREADABLE"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    proto::Run run = RunAndWait(flow, c.connection);
+    EXPECT_EQ(run.state(), proto::RUN_STATE_FAILED);
+    EXPECT_THAT(run.error().message(), HasSubstr(c.message));
+  }
+  EXPECT_THAT(agent->err(), HasSubstr("job_refused"));
+}
+
+TEST_F(AgentTest, AFailingFlowNamesTheActionAndStopsThere) {
+  Register();
+  auto agent = StartAgent();
+  const std::string later = dir_ + "/never.txt";
+  struct Case {
+    std::string name;
+    std::string actions;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"Flow.Fail midway", R"({"action":"Flow.Fail","message":"stop here"})", "stop here"},
+      {"missing program", R"({"action":"System.RunApplication","path":"/no/such/program"})", "cannot run"},
+      {"process outlives its timeout",
+       R"({"action":"System.RunApplication","path":"/bin/sleep","arguments":["30"],"timeout_ms":300})",
+       "timed out"},
+      {"output over the capture limit",
+       R"({"action":"System.RunApplication","path":"/bin/sh","arguments":["-c","head -c 3000000 /dev/zero | tr '\\0' a"],"stdout_variable":"Big"})",
+       "capture limit"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string flow = Flow(absl::StrCat(
+        R"({"name":"x","actions":[{"action":"Variables.SetVariable","variable":"A","value":"1"},)",
+        c.actions, R"(,{"action":"File.WriteText","path":")", later, R"(","text":"no"}]})"));
+    proto::Run run = RunAndWait(flow, Connection(account_, "desk-pass"));
+    EXPECT_EQ(run.state(), proto::RUN_STATE_FAILED);
+    EXPECT_THAT(run.error().message(), HasSubstr(c.message));
+    EXPECT_EQ(run.error().action_index(), 1u);
+    EXPECT_EQ(run.error().action_path(), "$.actions[1]");
+    EXPECT_NE(access(later.c_str(), F_OK), 0) << "a later action ran";
+  }
+}
+
+TEST_F(AgentTest, ARelayDropMidJobLosesNothing) {
+  Register();
+  auto agent = StartAgent();
+  const std::string flow = Flow(R"({"name":"x","outputs":[{"name":"Done"}],"actions":[
+      {"action":"Flow.Wait","duration_ms":1500},
+      {"action":"Variables.SetVariable","variable":"Done","value":"yes"}]})");
+  proto::RunFlowRequest request;
+  request.set_flow_id(flow);
+  request.set_connection_id(Connection(account_, "desk-pass"));
+  proto::RunFlowResponse response;
+  ASSERT_TRUE(runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response).ok());
+  // Wait until it runs, then take the relay away and bring it back.
+  const absl::Time deadline = absl::Now() + kWait;
+  proto::Run run;
+  proto::GetRunRequest get;
+  get.set_run_id(response.run_id());
+  while (absl::Now() < deadline && run.state() != proto::RUN_STATE_RUNNING) {
+    runs_->GetRun(CloudHarness::Context(token_).get(), get, &run);
+  }
+  ASSERT_EQ(run.state(), proto::RUN_STATE_RUNNING);
+  ASSERT_TRUE(h_->relay().Restart().ok());
+  run = WaitForEnd(response.run_id());
+  EXPECT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED) << run.error().message();
+  EXPECT_EQ(run.outputs().at("Done"), "yes");
+}
+
+TEST_F(AgentTest, SigtermFinishesTheRunningJobFirst) {
+  Register();
+  auto agent = StartAgent();
+  const std::string flow = Flow(R"({"name":"x","actions":[{"action":"Flow.Wait","duration_ms":800}]})");
+  proto::RunFlowRequest request;
+  request.set_flow_id(flow);
+  request.set_connection_id(Connection(account_, "desk-pass"));
+  proto::RunFlowResponse response;
+  ASSERT_TRUE(runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response).ok());
+  proto::GetRunRequest get;
+  get.set_run_id(response.run_id());
+  proto::Run run;
+  const absl::Time deadline = absl::Now() + kWait;
+  while (absl::Now() < deadline && run.state() != proto::RUN_STATE_RUNNING) {
+    runs_->GetRun(CloudHarness::Context(token_).get(), get, &run);
+  }
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(), 0) << agent->err();
+  run = WaitForEnd(response.run_id());
+  EXPECT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED);
+}
+
+// The test as a forged cloud: it opens a channel to the agent through the relay (a Send token is
+// all the relay asks) and sends crafted jobs. Only the cloud's signature makes a job run.
+TEST_F(AgentTest, UnsignedForgedReplayedAndMisaddressedJobsAreRefused) {
+  Register();
+  auto agent = StartAgent();
+  auto cloud_key = crypto::ReadSecretFile(h_->data_dir() + "/cloud-signing.key");
+  ASSERT_TRUE(cloud_key.ok());
+  auto cloud_pub = crypto::Ed25519PublicKey(*cloud_key);
+  const std::string key_id = HexEncode(crypto::KeyId(*cloud_pub));
+  auto forger = crypto::GenerateEd25519KeyPair();
+  const std::string marker = dir_ + "/injected.txt";
+
+  auto make_job = [&](const std::string& job_id, const std::string& machine_id) {
+    proto::JobRequest job;
+    job.set_job_id(job_id);
+    job.set_run_id("run-forged");
+    job.mutable_target()->set_machine_id(machine_id);
+    job.set_flow_definition_json(absl::StrCat(
+        R"({"name":"x","actions":[{"action":"File.WriteText","path":")", marker, R"(","text":"pwned"}]})"));
+    const std::string id = "conn-forged-000000001";
+    *job.mutable_credentials() = *crypto::SealCredentials(machine_.x25519_pub(), id,
+                                                          {account_, crypto::SecretBytes("desk-pass")});
+    job.set_connection_id(id);
+    job.set_username(account_);
+    job.set_mode(proto::RUN_MODE_UNATTENDED);
+    job.set_timeout_ms(10000);
+    job.set_issued_at_unix_ms(absl::ToUnixMillis(WallNow()));
+    job.set_expires_at_unix_ms(absl::ToUnixMillis(WallNow() + absl::Minutes(5)));
+    return job;
+  };
+  auto sign = [&](const proto::JobRequest& job, const crypto::SecretBytes& key) {
+    proto::ChannelMessage message;
+    message.mutable_job_request()->set_job_request(job.SerializeAsString());
+    message.mutable_job_request()->set_signature(
+        *crypto::Ed25519Sign(key, proto::JobRequestSigningInput(message.job_request().job_request())));
+    message.mutable_job_request()->set_key_id(key_id);
+    return message.SerializeAsString();
+  };
+  net::SenderOptions sender;
+  sender.relay_url = h_->relay().url();
+  sender.entity = machine_.entity().substr(3);
+  sender.token = net::testing::MakeToken(net::testing::kSendKey, sender.entity, absl::Minutes(5));
+  auto channel = net::RelaySender::Connect(sender);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  auto exchange = [&](const std::string& bytes) {
+    EXPECT_TRUE((*channel)->Send(bytes).ok());
+    auto reply = (*channel)->Receive(kWait);
+    proto::ChannelMessage message;
+    EXPECT_TRUE(reply.ok() && message.ParseFromString(*reply));
+    return message;
+  };
+
+  // Unsigned.
+  proto::ChannelMessage unsigned_job;
+  unsigned_job.mutable_job_request()->set_job_request(make_job("job-unsigned", machine_.machine_id()).SerializeAsString());
+  unsigned_job.mutable_job_request()->set_key_id(key_id);
+  proto::ChannelMessage reply = exchange(unsigned_job.SerializeAsString());
+  EXPECT_EQ(reply.job_rejected().code(), proto::JOB_REJECT_CODE_BAD_SIGNATURE);
+  // Signed by someone else.
+  reply = exchange(sign(make_job("job-forged", machine_.machine_id()), forger->private_key));
+  EXPECT_EQ(reply.job_rejected().code(), proto::JOB_REJECT_CODE_BAD_SIGNATURE);
+  // Properly signed but for another machine.
+  reply = exchange(sign(make_job("job-elsewhere", "m-somebody-else"), *cloud_key));
+  EXPECT_EQ(reply.job_rejected().code(), proto::JOB_REJECT_CODE_WRONG_TARGET);
+  // Expired.
+  proto::JobRequest old = make_job("job-old", machine_.machine_id());
+  old.set_expires_at_unix_ms(absl::ToUnixMillis(WallNow() - absl::Minutes(1)));
+  reply = exchange(sign(old, *cloud_key));
+  EXPECT_EQ(reply.job_rejected().code(), proto::JOB_REJECT_CODE_EXPIRED);
+  EXPECT_NE(access(marker.c_str(), F_OK), 0) << "a refused job ran";
+
+  // A genuine job runs once; replaying the same signed bytes is answered, not run again.
+  const std::string genuine = sign(make_job("job-genuine", machine_.machine_id()), *cloud_key);
+  reply = exchange(genuine);
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString();
+  EXPECT_FALSE(reply.job_accepted().duplicate());
+  bool finished = false;
+  for (int i = 0; i < 10 && !finished; ++i) {
+    auto next = (*channel)->Receive(kWait);
+    proto::ChannelMessage message;
+    if (next.ok() && message.ParseFromString(*next) && message.has_job_result()) {
+      EXPECT_EQ(message.job_result().state(), proto::JOB_STATE_SUCCEEDED);
+      finished = true;
+    }
+  }
+  ASSERT_TRUE(finished);
+  EXPECT_EQ(ReadFile(marker), "pwned");
+  unlink(marker.c_str());
+  reply = exchange(genuine);
+  ASSERT_TRUE(reply.has_job_accepted());
+  EXPECT_TRUE(reply.job_accepted().duplicate());
+  EXPECT_NE(access(marker.c_str(), F_OK), 0) << "a replayed job ran again";
+}
+
+TEST_F(AgentTest, JoinGroupWithAWrongPasswordStoresNothing) {
+  Register();
+  WriteFile(dir_ + "/group-pw", "right horse battery\n");
+  std::string err;
+  ASSERT_EQ(AgentCommand({"join-group", "--group", "floor-3", "--create", "--password-file",
+                          dir_ + "/group-pw", "--token-file", token_file_, "--data_dir", data_dir_},
+                         &err),
+            0)
+      << err;
+  EXPECT_EQ(access((data_dir_ + "/group-x25519.key").c_str(), F_OK), 0);
+
+  // A second machine with the wrong password: refused, nothing stored, not a member.
+  const std::string second = dir_ + "/data2";
+  ASSERT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file", token_file_,
+                          "--name", "desk-2", "--data_dir", second},
+                         &err),
+            0)
+      << err;
+  WriteFile(dir_ + "/wrong-pw", "wrong horse\n");
+  EXPECT_EQ(AgentCommand({"join-group", "--group", "floor-3", "--password-file", dir_ + "/wrong-pw",
+                          "--token-file", token_file_, "--data_dir", second},
+                         &err),
+            3);
+  EXPECT_THAT(err, HasSubstr("wrong password"));
+  EXPECT_NE(access((second + "/group-x25519.key").c_str(), F_OK), 0);
+  EXPECT_THAT(ReadFile(second + "/agent.conf"), ::testing::Not(HasSubstr("group_id")));
+  EXPECT_EQ(AgentCommand({"join-group", "--group", "floor-3", "--password-file", dir_ + "/group-pw",
+                          "--token-file", token_file_, "--data_dir", second},
+                         &err),
+            0)
+      << err;
+  EXPECT_THAT(ReadFile(second + "/agent.conf"), HasSubstr("group_id"));
+}
+
+}  // namespace
+}  // namespace tether::agent
