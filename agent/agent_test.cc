@@ -450,11 +450,15 @@ TEST_F(AgentTest, UnsignedForgedReplayedAndMisaddressedJobsAreRefused) {
   sender.token = net::testing::MakeToken(net::testing::kSendKey, sender.entity, absl::Minutes(5));
   auto channel = net::RelaySender::Connect(sender);
   ASSERT_TRUE(channel.ok()) << channel.status();
+  // Sends one message and returns the answer to it (events of a running job are skipped).
   auto exchange = [&](const std::string& bytes) {
     EXPECT_TRUE((*channel)->Send(bytes).ok());
-    auto reply = (*channel)->Receive(kWait);
     proto::ChannelMessage message;
-    EXPECT_TRUE(reply.ok() && message.ParseFromString(*reply));
+    for (int i = 0; i < 20; ++i) {
+      auto reply = (*channel)->Receive(kWait);
+      EXPECT_TRUE(reply.ok() && message.ParseFromString(*reply));
+      if (!reply.ok() || !message.has_job_event()) break;
+    }
     return message;
   };
 
@@ -498,6 +502,15 @@ TEST_F(AgentTest, UnsignedForgedReplayedAndMisaddressedJobsAreRefused) {
   ASSERT_TRUE(reply.has_job_accepted());
   EXPECT_TRUE(reply.job_accepted().duplicate());
   EXPECT_NE(access(marker.c_str(), F_OK), 0) << "a replayed job ran again";
+
+  // One job at a time: while a long one runs, another is answered Busy.
+  proto::JobRequest long_job = make_job("job-long", machine_.machine_id());
+  long_job.set_flow_definition_json(R"({"name":"x","actions":[{"action":"Flow.Wait","duration_ms":2000}]})");
+  reply = exchange(sign(long_job, *cloud_key));
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString();
+  reply = exchange(sign(make_job("job-second", machine_.machine_id()), *cloud_key));
+  EXPECT_TRUE(reply.has_busy()) << reply.DebugString();
+  EXPECT_THAT(reply.busy().reason(), HasSubstr("job-long"));
 }
 
 TEST_F(AgentTest, JoinGroupWithAWrongPasswordStoresNothing) {
@@ -532,6 +545,83 @@ TEST_F(AgentTest, JoinGroupWithAWrongPasswordStoresNothing) {
             0)
       << err;
   EXPECT_THAT(ReadFile(second + "/agent.conf"), HasSubstr("group_id"));
+}
+
+
+TEST_F(AgentTest, CancelKillsTheRunAndAnAttendedRunNeedsALoginSession) {
+  Register();
+  auto agent = StartAgent();
+  const std::string flow = Flow(R"({"name":"x","actions":[
+      {"action":"System.RunApplication","path":"/bin/sleep","arguments":["60"]}]})");
+  proto::RunFlowRequest request;
+  request.set_flow_id(flow);
+  request.set_connection_id(Connection(account_, "desk-pass"));
+  proto::RunFlowResponse response;
+  ASSERT_TRUE(runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response).ok());
+  proto::GetRunRequest get;
+  get.set_run_id(response.run_id());
+  proto::Run run;
+  const absl::Time deadline = absl::Now() + kWait;
+  while (absl::Now() < deadline && run.state() != proto::RUN_STATE_RUNNING) {
+    runs_->GetRun(CloudHarness::Context(token_).get(), get, &run);
+  }
+  ASSERT_EQ(run.state(), proto::RUN_STATE_RUNNING);
+  proto::CancelRunRequest cancel;
+  cancel.set_run_id(response.run_id());
+  cancel.set_reason("stop it");
+  ASSERT_TRUE(runs_->CancelRun(CloudHarness::Context(token_).get(), cancel, &run).ok());
+  run = WaitForEnd(response.run_id());
+  EXPECT_EQ(run.state(), proto::RUN_STATE_CANCELLED);
+  EXPECT_EQ(run.error().message(), "stop it");
+
+  // Attended: the account must be logged in (utmp); this test's account is not.
+  const std::string id = "conn-attended-000000001";
+  proto::CreateConnectionRequest attended;
+  attended.set_connection_id(id);
+  attended.set_name(id);
+  attended.mutable_target()->set_machine_id(machine_.machine_id());
+  attended.set_username(account_);
+  attended.set_mode(proto::RUN_MODE_ATTENDED);
+  *attended.mutable_sealed_credentials() = *crypto::SealCredentials(
+      machine_.x25519_pub(), id, {account_, crypto::SecretBytes("desk-pass")});
+  proto::Connection connection;
+  ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(token_).get(), attended, &connection).ok());
+  run = RunAndWait(Flow(R"({"name":"x","actions":[{"action":"Flow.Wait","duration_ms":0}]})"), id);
+  EXPECT_EQ(run.state(), proto::RUN_STATE_FAILED);
+  EXPECT_THAT(run.error().message(), HasSubstr("JOB_REJECT_CODE_NO_SESSION"));
+}
+
+TEST_F(AgentTest, AGroupMemberOpensEnvelopesSealedToTheGroupKey) {
+  Register();
+  WriteFile(dir_ + "/group-pw", "right horse battery\n");
+  std::string err;
+  ASSERT_EQ(AgentCommand({"join-group", "--group", "floor-3", "--create", "--password-file",
+                          dir_ + "/group-pw", "--token-file", token_file_, "--data_dir", data_dir_},
+                         &err),
+            0)
+      << err;
+  auto agent = StartAgent();
+  auto groups = proto::GroupService::NewStub(h_->channel());
+  proto::ListGroupsResponse list;
+  ASSERT_TRUE(groups->ListGroups(CloudHarness::Context(token_).get(), {}, &list).ok());
+  ASSERT_EQ(list.groups_size(), 1);
+  const std::string id = "conn-group-agent-00001";
+  proto::CreateConnectionRequest request;
+  request.set_connection_id(id);
+  request.set_name(id);
+  request.mutable_target()->set_group_id(list.groups(0).group_id());
+  request.set_username(account_);
+  request.set_mode(proto::RUN_MODE_UNATTENDED);
+  *request.mutable_sealed_credentials() = *crypto::SealCredentials(
+      list.groups(0).group_pub(), id, {account_, crypto::SecretBytes("desk-pass")});
+  proto::Connection connection;
+  ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection).ok());
+  proto::Run run = RunAndWait(
+      Flow(R"({"name":"x","outputs":[{"name":"V"}],"actions":[{"action":"Variables.SetVariable","variable":"V","value":"group"}]})"),
+      id);
+  EXPECT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED) << run.error().message();
+  EXPECT_EQ(run.outputs().at("V"), "group");
+  EXPECT_EQ(run.machine_id(), machine_.machine_id());
 }
 
 }  // namespace
