@@ -624,5 +624,51 @@ TEST_F(AgentTest, AGroupMemberOpensEnvelopesSealedToTheGroupKey) {
   EXPECT_EQ(run.machine_id(), machine_.machine_id());
 }
 
+
+TEST_F(AgentTest, QueryJobIsAnsweredFromTheLedgerAfterARestart) {
+  Register();
+  auto agent = StartAgent();
+  proto::Run run = RunAndWait(
+      Flow(R"({"name":"x","outputs":[{"name":"V"}],"actions":[{"action":"Variables.SetVariable","variable":"V","value":"kept"}]})"),
+      Connection(account_, "desk-pass"));
+  ASSERT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED);
+  agent->Signal(SIGKILL);
+  agent->Wait();
+  agent = StartAgent();
+
+  auto cloud_key = crypto::ReadSecretFile(h_->data_dir() + "/cloud-signing.key");
+  ASSERT_TRUE(cloud_key.ok());
+  proto::ControlRequest control;
+  control.mutable_query_job()->set_job_id(run.job_id());
+  control.set_issued_at_unix_ms(absl::ToUnixMillis(WallNow()));
+  control.set_expires_at_unix_ms(absl::ToUnixMillis(WallNow() + absl::Minutes(5)));
+  control.set_nonce(*crypto::RandomBytes(16));
+  proto::ChannelMessage message;
+  message.mutable_control()->set_control_request(control.SerializeAsString());
+  message.mutable_control()->set_signature(*crypto::Ed25519Sign(
+      *cloud_key, proto::ControlRequestSigningInput(message.control().control_request())));
+  message.mutable_control()->set_key_id(HexEncode(crypto::KeyId(*crypto::Ed25519PublicKey(*cloud_key))));
+  net::SenderOptions sender;
+  sender.relay_url = h_->relay().url();
+  sender.entity = machine_.entity().substr(3);
+  sender.token = net::testing::MakeToken(net::testing::kSendKey, sender.entity, absl::Minutes(5));
+  // The restarted agent may not be listening yet (presence was cached from before the kill).
+  auto channel = net::RelaySender::Connect(sender);
+  for (const absl::Time deadline = absl::Now() + kWait; !channel.ok() && absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(50));
+    channel = net::RelaySender::Connect(sender);
+  }
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  ASSERT_TRUE((*channel)->Send(message.SerializeAsString()).ok());
+  auto reply = (*channel)->Receive(kWait);
+  ASSERT_TRUE(reply.ok());
+  proto::ChannelMessage answer;
+  ASSERT_TRUE(answer.ParseFromString(*reply));
+  ASSERT_TRUE(answer.has_job_status()) << answer.DebugString();
+  EXPECT_EQ(answer.job_status().state(), proto::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(answer.job_status().result().outputs().at("V"), "kept");
+  EXPECT_GE(answer.job_status().events_size(), 2);  // action started and finished, at least
+}
+
 }  // namespace
 }  // namespace tether::agent

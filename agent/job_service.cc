@@ -298,6 +298,13 @@ absl::Status JobService::Start(const proto::JobRequest& job, const std::string& 
     // The child: its own process group (CancelJob kills the group), the account's identity, the
     // pipes on 0 and 1, then the runner. Only async-signal-safe calls from here.
     setpgid(0, 0);
+    // The agent blocks SIGTERM/SIGINT (its main thread takes them with sigwait) and ignores
+    // SIGPIPE; an exec'd program would inherit both, and the runner must die of a cancel's
+    // SIGTERM and see broken pipes.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
     if (switch_user && !accounts::SwitchToAccount(account, groups).ok()) _exit(126);
     dup2(to_runner[0], 0);
     dup2(from_runner[1], 1);
