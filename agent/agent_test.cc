@@ -670,5 +670,51 @@ TEST_F(AgentTest, QueryJobIsAnsweredFromTheLedgerAfterARestart) {
   EXPECT_GE(answer.job_status().events_size(), 2);  // action started and finished, at least
 }
 
+
+// Run as root, the agent switches to the job's account: a file the flow writes belongs to it.
+TEST_F(AgentTest, AsRootTheFlowRunsAsTheJobsAccount) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch accounts";
+  struct passwd* nobody = getpwnam("nobody");
+  ASSERT_NE(nobody, nullptr);
+  const uid_t nobody_uid = nobody->pw_uid;
+  // The account must be able to execute the runner: a copy outside root's home.
+  char dir_template[] = "/tmp/tether-runner-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string shared = dir_template;
+  chmod(shared.c_str(), 0755);
+  const std::string runner = shared + "/flow_runner";
+  {
+    std::ifstream in(kRunner, std::ios::binary);
+    std::ofstream out(runner, std::ios::binary);
+    out << in.rdbuf();
+  }
+  chmod(runner.c_str(), 0755);
+  const std::string written = shared + "/written-by-flow";
+  chmod(shared.c_str(), 0777);
+  auto line = accounts::MakeFileAccountLine("nobody", crypto::SecretBytes("nobody-pass"),
+                                            {.n = 1 << 10, .r = 8, .p = 1});
+  ASSERT_TRUE(line.ok());
+  WriteFile(accounts_file_, absl::StrCat(ReadFile(accounts_file_), *line, "\n"));
+  Register();
+  auto agent = StartAgent({"--runner", runner});
+  proto::Run run = RunAndWait(
+      Flow(absl::StrCat(R"({"name":"x","actions":[{"action":"File.WriteText","path":")", written,
+                        R"(","text":"hi"}]})")),
+      Connection("nobody", "nobody-pass"));
+  EXPECT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED) << run.error().message() << agent->err();
+  struct stat st;
+  ASSERT_EQ(stat(written.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, nobody_uid);
+  // And as that account it cannot write where only root may.
+  run = RunAndWait(
+      Flow(absl::StrCat(R"({"name":"x","actions":[{"action":"File.WriteText","path":")", dir_ + "/root-only",
+                        R"(","text":"no"}]})")),
+      Connection("nobody", "nobody-pass"));
+  EXPECT_EQ(run.state(), proto::RUN_STATE_FAILED);
+  unlink(written.c_str());
+  unlink(runner.c_str());
+  rmdir(shared.c_str());
+}
+
 }  // namespace
 }  // namespace tether::agent

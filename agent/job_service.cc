@@ -272,7 +272,8 @@ absl::Status JobService::Start(const proto::JobRequest& job, const std::string& 
   for (const auto& [name, value] : job.inputs()) (*request.mutable_inputs())[name] = value;
   request.set_timeout_ms(job.timeout_ms());
   request.set_max_capture_bytes(options_.max_capture_bytes);
-  request.set_working_directory(account.home);
+  // Like login(1): an account without a usable home starts in "/".
+  request.set_working_directory(access(account.home.c_str(), X_OK) == 0 ? account.home : "/");
   std::string request_bytes;
   {
     google::protobuf::io::StringOutputStream stream(&request_bytes);
