@@ -21,7 +21,8 @@ What is built so far (see README.md, "Status"):
   //relay:relay_server the relay (docs/RELAY.md), with its client library in //common/net
   //cloud:cloud_server the cloud API, run queue and dispatcher (docs/CLOUD.md)
   //tools/tetherctl   the user CLI (docs/TETHERCTL.md)
-Missing before a demo can run: //agent:agent, //gateway:gateway, //tools/devstack (issues 5 to 7).
+  //agent:agent       the desktop agent and its flow runner (agent/README.md)
+Missing before a demo can run: //gateway:gateway and //tools/devstack (issues 6 and 7).
 
 Meanwhile, the credential crypto at work (an X25519 key pair derived from a seed, then an HPKE
 seal and open with Tether's suite, X25519 / HKDF-SHA256 / AES-256-GCM):
