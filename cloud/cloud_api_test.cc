@@ -623,6 +623,44 @@ TEST_F(CloudApiTest, ClusterMembersMustDeriveTheSameKey) {
   proto::ListenToken token;
   ASSERT_TRUE(clusters_->GetMemberListenToken(&context, token_request, &token).ok());
   EXPECT_EQ(token.entity(), membership.entity());
+
+  // An agent registered behind the cluster: members list it, it sees the members.
+  auto x = crypto::GenerateX25519KeyPair();
+  auto ed = crypto::GenerateEd25519KeyPair();
+  proto::RegisterMachineRequest reg;
+  reg.set_name("behind");
+  reg.set_x25519_pub(x->public_key);
+  reg.set_ed25519_pub(ed->public_key);
+  reg.set_cluster_id(membership.cluster().cluster_id());
+  proto::RegisterMachineResponse behind;
+  ASSERT_TRUE(machines_->RegisterMachine(CloudHarness::Context(alice_).get(), reg, &behind).ok());
+  TestMachine direct = Machine(alice_, "direct");
+  proto::ListClusterMachinesRequest list_request;
+  ASSERT_TRUE(auth::SignMachineAuth("/tether.proto.ClusterService/ListClusterMachines",
+                                    joined.member_id(), member_ed->private_key, WallNow(), &list_request)
+                  .ok());
+  grpc::ClientContext list_context;
+  proto::ListMachinesResponse behind_list;
+  ASSERT_TRUE(clusters_->ListClusterMachines(&list_context, list_request, &behind_list).ok());
+  ASSERT_EQ(behind_list.machines_size(), 1);
+  EXPECT_EQ(behind_list.machines(0).machine_id(), behind.machine_id());
+  EXPECT_EQ(behind_list.machines(0).ed25519_pub(), ed->public_key);
+
+  proto::GetMachineClusterRequest mine;
+  ASSERT_TRUE(auth::SignMachineAuth("/tether.proto.MachineService/GetMachineCluster", behind.machine_id(),
+                                    ed->private_key, WallNow(), &mine)
+                  .ok());
+  grpc::ClientContext mine_context;
+  proto::GatewayCluster seen;
+  ASSERT_TRUE(machines_->GetMachineCluster(&mine_context, mine, &seen).ok());
+  EXPECT_EQ(seen.members_size(), 2);
+  proto::GetMachineClusterRequest none;
+  ASSERT_TRUE(auth::SignMachineAuth("/tether.proto.MachineService/GetMachineCluster", direct.machine_id,
+                                    direct.ed25519.private_key, WallNow(), &none)
+                  .ok());
+  grpc::ClientContext none_context;
+  EXPECT_EQ(machines_->GetMachineCluster(&none_context, none, &seen).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 // Reads every file under `dir` (recursively) into one string.

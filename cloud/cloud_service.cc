@@ -878,6 +878,44 @@ absl::StatusOr<proto::ListenToken> CloudService::GetMemberListenToken(const Sign
   return MintListenToken(cluster.entity());
 }
 
+absl::StatusOr<proto::ListMachinesResponse> CloudService::ListClusterMachines(
+    const SignedCaller& member) {
+  if (member.kind != SignedCaller::Kind::kClusterMember) {
+    return absl::PermissionDeniedError("only gateway members list their cluster's machines");
+  }
+  proto::ListMachinesResponse response;
+  absl::Status parse_error;
+  RETURN_IF_ERROR(db_->Scan(kMachinesCf, "", "", [&](std::string_view, std::string_view value) {
+    proto::Machine machine;
+    if (!machine.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      parse_error = absl::DataLossError("corrupt machine record");
+      return false;
+    }
+    if (machine.cluster_id() == member.cluster_id) {
+      machine.clear_shared_with();
+      *response.add_machines() = std::move(machine);
+    }
+    return true;
+  }));
+  RETURN_IF_ERROR(parse_error);
+  return response;
+}
+
+absl::StatusOr<proto::GatewayCluster> CloudService::GetMachineCluster(const SignedCaller& machine) {
+  if (machine.kind != SignedCaller::Kind::kMachine) {
+    return absl::PermissionDeniedError("only machines ask for their cluster");
+  }
+  proto::Machine record;
+  RETURN_IF_ERROR(GetRecord(*db_, kMachinesCf, machine.id, &record));
+  if (record.cluster_id().empty()) {
+    return absl::FailedPreconditionError("this machine is not registered behind a gateway cluster");
+  }
+  proto::GatewayCluster cluster;
+  RETURN_IF_ERROR(GetRecord(*db_, kClustersCf, record.cluster_id(), &cluster));
+  cluster.clear_shared_with();
+  return cluster;
+}
+
 absl::StatusOr<proto::GatewayCluster> CloudService::RemoveClusterMember(
     const Caller& caller, const proto::RemoveClusterMemberRequest& request) {
   absl::MutexLock lock(&write_mu_);

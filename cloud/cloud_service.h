@@ -122,6 +122,8 @@ class CloudService {
   absl::StatusOr<proto::GatewayCluster> GetCluster(const Caller& caller,
                                                    const proto::GetClusterRequest& request);
   absl::StatusOr<proto::ListenToken> GetMemberListenToken(const SignedCaller& member);
+  absl::StatusOr<proto::ListMachinesResponse> ListClusterMachines(const SignedCaller& member);
+  absl::StatusOr<proto::GatewayCluster> GetMachineCluster(const SignedCaller& machine);
   absl::StatusOr<proto::GatewayCluster> RemoveClusterMember(
       const Caller& caller, const proto::RemoveClusterMemberRequest& request);
   absl::StatusOr<proto::DeleteClusterResponse> DeleteCluster(

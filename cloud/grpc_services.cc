@@ -101,6 +101,12 @@ class MachineServiceImpl final : public proto::MachineService::Service {
                     [&](const SignedCaller& machine) { return service_->GetListenToken(machine); },
                     response);
   }
+  grpc::Status GetMachineCluster(grpc::ServerContext*, const proto::GetMachineClusterRequest* request,
+                                 proto::GatewayCluster* response) override {
+    return AsSigned(auth_, "/tether.proto.MachineService/GetMachineCluster", *request,
+                    [&](const SignedCaller& machine) { return service_->GetMachineCluster(machine); },
+                    response);
+  }
   TETHER_USER_RPC(MachineService, ListMachines, ListMachinesRequest, ListMachinesResponse, service_)
   TETHER_USER_RPC(MachineService, GetMachine, GetMachineRequest, Machine, service_)
   TETHER_USER_RPC(MachineService, DeleteMachine, DeleteMachineRequest, DeleteMachineResponse, service_)
@@ -153,6 +159,12 @@ class ClusterServiceImpl final : public proto::ClusterService::Service {
                                     proto::ListenToken* response) override {
     return AsSigned(auth_, "/tether.proto.ClusterService/GetMemberListenToken", *request,
                     [&](const SignedCaller& member) { return service_->GetMemberListenToken(member); },
+                    response);
+  }
+  grpc::Status ListClusterMachines(grpc::ServerContext*, const proto::ListClusterMachinesRequest* request,
+                                   proto::ListMachinesResponse* response) override {
+    return AsSigned(auth_, "/tether.proto.ClusterService/ListClusterMachines", *request,
+                    [&](const SignedCaller& member) { return service_->ListClusterMachines(member); },
                     response);
   }
   TETHER_USER_RPC(ClusterService, RemoveClusterMember, RemoveClusterMemberRequest, GatewayCluster,
