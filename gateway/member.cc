@@ -79,7 +79,7 @@ struct GatewayMember::Impl {
 
   absl::Mutex mu;
   std::map<std::string, proto::Machine> machines ABSL_GUARDED_BY(mu);  // agents behind the cluster
-  absl::Time machines_fetched ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  absl::Time machines_fetched ABSL_GUARDED_BY(mu) = absl::InfinitePast();  // last refresh on a miss
   std::set<std::string> nonces ABSL_GUARDED_BY(mu);
   std::map<std::string, std::string> job_agent ABSL_GUARDED_BY(mu);  // job id -> machine id
   size_t next_agent ABSL_GUARDED_BY(mu) = 0;
@@ -111,7 +111,6 @@ absl::Status GatewayMember::Impl::RefreshMachines() {
   absl::MutexLock lock(&mu);
   machines.clear();
   for (const proto::Machine& machine : response.machines()) machines[machine.machine_id()] = machine;
-  machines_fetched = absl::Now();
   return absl::OkStatus();
 }
 
@@ -121,7 +120,10 @@ absl::StatusOr<proto::Machine> GatewayMember::Impl::Machine(const std::string& m
     absl::MutexLock lock(&mu);
     auto it = machines.find(machine_id);
     if (it != machines.end()) return it->second;
-    stale = absl::Now() - machines_fetched > absl::Seconds(2);
+    // An unknown id asks the cloud again (a newly registered agent), at most 4 times a second,
+    // so a stream of unknown agents cannot turn into a stream of cloud calls.
+    stale = absl::Now() - machines_fetched > absl::Milliseconds(250);
+    if (stale && refresh) machines_fetched = absl::Now();
   }
   if (refresh && stale) RETURN_IF_ERROR(RefreshMachines());
   absl::MutexLock lock(&mu);
