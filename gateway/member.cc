@@ -317,12 +317,31 @@ void GatewayMember::Impl::Bridge(std::shared_ptr<net::ListenerChannel> cloud_cha
         if (it != job_agent.end()) holder = it->second;
       }
       if (holder.empty()) {
-        // Not taken through this member (or this member restarted): the job may be with an agent
-        // behind another member, so saying UNKNOWN could make the cloud run it twice. Close
-        // instead: the cloud retries, and the relay may pick the member that knows.
-        LogInfo("gateway_query_unknown_job", {{"job_id", job_id}});
-        cloud_channel->Close(1011, "job not known to this gateway member").IgnoreError();
-        break;
+        // Not taken through this member since it started: ask the agents connected to it.
+        for (const proto::Machine& machine : Machines()) {
+          if (!connect(machine).ok() || !agent->Send(payload).ok()) continue;
+          absl::StatusOr<std::string> answer = first_answer();
+          proto::ChannelMessage parsed;
+          if (!answer.ok() || !parsed.ParseFromString(*answer)) continue;
+          if (parsed.has_job_status() && parsed.job_status().state() == proto::JOB_STATE_UNKNOWN) continue;
+          holder = machine.machine_id();
+          {
+            absl::MutexLock lock(&mu);
+            job_agent[job_id] = holder;
+          }
+          cloud_channel->Send(*answer).IgnoreError();
+          start_pump();
+          break;
+        }
+        if (holder.empty()) {
+          // No agent here has it: it may be with an agent behind another member, so saying
+          // UNKNOWN could make the cloud run it twice. Close instead: the cloud retries, and the
+          // relay may pick the member that knows.
+          LogInfo("gateway_query_unknown_job", {{"job_id", job_id}});
+          cloud_channel->Close(1011, "job not known to this gateway member").IgnoreError();
+          break;
+        }
+        continue;
       }
       if (agent == nullptr || agent_id != holder) {
         absl::StatusOr<proto::Machine> machine = Machine(holder, false);
