@@ -8,14 +8,18 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/accounts/verifier.h"
 #include "agent/agent_state.pb.h"
+#include "agent/gateway_link.h"
 #include "agent/job_service.h"
 #include "agent/ledger.h"
 #include "common/auth/machine_auth.h"
@@ -110,6 +114,33 @@ absl::Status Sign(Request* request, absl::string_view method, const AgentIdentit
   return auth::SignMachineAuth(method, identity.machine_id(), key, WallNow(), request);
 }
 
+// The gateway cluster named `name_or_id` among those the user may see (ListClusters). An id
+// matches first; a name shared by clusters of several owners is ambiguous.
+absl::StatusOr<proto::GatewayCluster> FindCluster(const client::CloudClient& cloud,
+                                                  const std::string& name_or_id) {
+  std::vector<proto::GatewayCluster> by_name;
+  proto::ListClustersRequest request;
+  do {
+    proto::ListClustersResponse page;
+    RETURN_IF_ERROR(cloud.Unary("list clusters", [&](grpc::ClientContext* context) {
+      return cloud.clusters()->ListClusters(context, request, &page);
+    }));
+    for (const proto::GatewayCluster& cluster : page.clusters()) {
+      if (cluster.cluster_id() == name_or_id) return cluster;
+      if (cluster.name() == name_or_id) by_name.push_back(cluster);
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  if (by_name.empty()) {
+    return absl::NotFoundError(absl::StrCat("no gateway cluster \"", name_or_id, "\" that you may use"));
+  }
+  if (by_name.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("several clusters are named \"", name_or_id,
+                                                   "\": pass --cluster with the cluster id"));
+  }
+  return by_name.front();
+}
+
 }  // namespace
 
 int Register(const AgentFlags& flags) {
@@ -128,6 +159,12 @@ int Register(const AgentFlags& flags) {
   absl::StatusOr<std::unique_ptr<client::CloudClient>> cloud =
       client::CloudClient::Create(endpoint, *std::move(token));
   if (!cloud.ok()) return Fail(cloud.status());
+  std::optional<proto::GatewayCluster> cluster;
+  if (!flags.cluster.empty()) {
+    absl::StatusOr<proto::GatewayCluster> found = FindCluster(**cloud, flags.cluster);
+    if (!found.ok()) return Fail(found.status());
+    cluster = *std::move(found);
+  }
 
   // Fresh keys, generated here; only the public halves leave the machine.
   absl::StatusOr<crypto::X25519KeyPair> x25519 = crypto::GenerateX25519KeyPair();
@@ -137,6 +174,7 @@ int Register(const AgentFlags& flags) {
   request.set_name(flags.name);
   request.set_x25519_pub(x25519->public_key);
   request.set_ed25519_pub(ed25519->public_key);
+  if (cluster.has_value()) request.set_cluster_id(cluster->cluster_id());
   proto::RegisterMachineResponse response;
   absl::Status status = (*cloud)->Unary("register", [&](grpc::ClientContext* context) {
     return (*cloud)->machines()->RegisterMachine(context, request, &response);
@@ -154,6 +192,10 @@ int Register(const AgentFlags& flags) {
   identity.set_cloud_signing_pub(response.cloud_signing_pub());
   identity.set_cloud_signing_key_id(response.cloud_signing_key_id());
   identity.set_relay_ca_file(flags.relay_ca);
+  if (cluster.has_value()) {
+    identity.set_cluster_id(cluster->cluster_id());
+    identity.set_cluster_name(cluster->name());
+  }
   for (absl::Status write : {
            crypto::WriteSecretFile(PathIn(flags.data_dir, kX25519KeyFile), x25519->private_key, true),
            crypto::WriteSecretFile(PathIn(flags.data_dir, kEd25519KeyFile), ed25519->private_key, true),
@@ -162,7 +204,12 @@ int Register(const AgentFlags& flags) {
   }
   unlink(PathIn(flags.data_dir, kGroupKeyFile).c_str());  // a re-registration leaves any group
   std::cout << "registered machine " << response.machine_id() << " (\"" << flags.name << "\"); cloud key "
-            << response.cloud_signing_key_id() << " pinned\n";
+            << response.cloud_signing_key_id() << " pinned";
+  if (cluster.has_value()) {
+    std::cout << "; behind gateway cluster \"" << cluster->name() << "\" (" << cluster->cluster_id()
+              << "): run with --via-gateway";
+  }
+  std::cout << "\n";
   return 0;
 }
 
@@ -266,8 +313,9 @@ namespace {
 // Writes status.json (AgentStatus as JSON) atomically.
 class StatusWriter {
  public:
-  StatusWriter(std::string path, std::string machine_id) : path_(std::move(path)) {
+  StatusWriter(std::string path, std::string machine_id, std::string via_gateway) : path_(std::move(path)) {
     status_.set_machine_id(std::move(machine_id));
+    status_.set_via_gateway(std::move(via_gateway));
     status_.set_pid(getpid());
   }
   void SetConnection(std::string connection) {
@@ -318,6 +366,27 @@ std::string RunnerPath(const AgentFlags& flags) {
   return dir + "/flow_runner";
 }
 
+// The Ed25519 public keys of the members of the cluster this machine is registered behind, by
+// member id, from a machine-signed GetMachineCluster call to the cloud.
+absl::StatusOr<std::map<std::string, std::string>> FetchMemberKeys(const client::CloudClient& cloud,
+                                                                   const AgentIdentity& identity,
+                                                                   const crypto::SecretBytes& signing_key) {
+  proto::GetMachineClusterRequest request;
+  RETURN_IF_ERROR(Sign(&request, "/tether.proto.MachineService/GetMachineCluster", identity, signing_key));
+  proto::GatewayCluster cluster;
+  RETURN_IF_ERROR(cloud.Unary("cluster members", [&](grpc::ClientContext* context) {
+    return cloud.machines()->GetMachineCluster(context, request, &cluster);
+  }));
+  if (cluster.cluster_id() != identity.cluster_id()) {
+    return absl::FailedPreconditionError(absl::StrCat("the cloud has this machine behind cluster \"",
+                                                      cluster.cluster_id(), "\", agent.conf says \"",
+                                                      identity.cluster_id(), "\" (register again)"));
+  }
+  std::map<std::string, std::string> keys;
+  for (const proto::ClusterMember& member : cluster.members()) keys[member.member_id()] = member.ed25519_pub();
+  return keys;
+}
+
 }  // namespace
 
 int Run(const AgentFlags& flags) {
@@ -346,8 +415,49 @@ int Run(const AgentFlags& flags) {
   absl::StatusOr<std::unique_ptr<client::CloudClient>> cloud =
       client::CloudClient::Create(Endpoint(*identity), crypto::SecretBytes());
   if (!cloud.ok()) return Fail(cloud.status());
+  const crypto::SecretBytes& signing_key = *ed25519;
+  client::CloudClient* cloud_client = cloud->get();
 
+  // Where to listen: the cloud's relay, or (gateway mode) the local relay of a gateway member,
+  // which names it when it first gives this machine a token.
+  std::string relay_url = identity->relay_url();
+  std::string entity = identity->entity();
+  std::string relay_ca = identity->relay_ca_file();
+  std::unique_ptr<GatewayLink> gateway;
   JobServiceOptions options;
+  if (!flags.via_gateway.empty()) {
+    if (identity->cluster_id().empty()) {
+      return Fail(absl::FailedPreconditionError(absl::StrCat(
+          "--via-gateway: machine ", identity->machine_id(),
+          " was registered without a gateway cluster; register it with `agent register --cluster NAME`")));
+    }
+    absl::StatusOr<std::unique_ptr<GatewayLink>> link =
+        GatewayLink::Create({flags.via_gateway, flags.gateway_ca}, identity->machine_id(), signing_key);
+    if (!link.ok()) return Fail(link.status());
+    absl::StatusOr<proto::ListenToken> first = (*link)->ListenToken();
+    if (!first.ok()) return Fail(first.status());
+    relay_url = first->relay_endpoint();
+    entity = first->entity();
+    relay_ca = flags.gateway_ca;
+    gateway = *std::move(link);
+
+    // Who may forward jobs: the cluster's members, as the cloud knows them (again when an unknown
+    // member forwards one). An unreachable cloud is not fatal: the keys are fetched at the first
+    // forwarded job.
+    options.cluster_id = identity->cluster_id();
+    options.fetch_cluster_member_keys = [cloud_client, &identity, &signing_key] {
+      return FetchMemberKeys(*cloud_client, *identity, signing_key);
+    };
+    absl::StatusOr<std::map<std::string, std::string>> members = options.fetch_cluster_member_keys();
+    if (members.ok()) {
+      options.cluster_member_keys = *std::move(members);
+    } else if (absl::IsUnavailable(members.status()) || absl::IsDeadlineExceeded(members.status())) {
+      LogWarning("cluster_members_unavailable", {{"error", members.status().ToString()}});
+    } else {
+      return Fail(members.status());
+    }
+  }
+
   options.machine_id = identity->machine_id();
   options.group_id = identity->group_id();
   options.cloud_signing_pub = identity->cloud_signing_pub();
@@ -356,7 +466,7 @@ int Run(const AgentFlags& flags) {
   options.group_private_key = std::move(group_key);
   options.verifier = verifier->get();
   options.runner_path = runner;
-  StatusWriter status_file(PathIn(flags.data_dir, kStatusFile), identity->machine_id());
+  StatusWriter status_file(PathIn(flags.data_dir, kStatusFile), identity->machine_id(), flags.via_gateway);
   JobService* jobs_ptr = nullptr;
   options.on_change = [&] {
     if (jobs_ptr != nullptr) status_file.SetJobs(jobs_ptr->status(), (*ledger)->RecentResults(5));
@@ -368,23 +478,28 @@ int Run(const AgentFlags& flags) {
   status_file.SetJobs(jobs.status(), (*ledger)->RecentResults(5));
 
   net::ListenerOptions listener;
-  listener.relay_url = identity->relay_url();
-  listener.entity = std::string(absl::StripPrefix(identity->entity(), "hc/"));
+  listener.relay_url = relay_url;
+  listener.entity = std::string(absl::StripPrefix(entity, "hc/"));
   listener.listener_id = identity->machine_id();
-  listener.ca_file = identity->relay_ca_file();
+  listener.ca_file = relay_ca;
   if (flags.transport == "websocket") listener.transport = net::ListenerOptions::Transport::kWebSocketOnly;
   if (flags.transport == "longpoll") listener.transport = net::ListenerOptions::Transport::kLongPollOnly;
-  const crypto::SecretBytes& signing_key = *ed25519;
-  client::CloudClient* cloud_client = cloud->get();
-  listener.token_provider = [&]() -> absl::StatusOr<std::string> {
-    proto::GetListenTokenRequest request;
-    RETURN_IF_ERROR(Sign(&request, "/tether.proto.MachineService/GetListenToken", *identity, signing_key));
-    proto::ListenToken token;
-    RETURN_IF_ERROR(cloud_client->Unary("listen token", [&](grpc::ClientContext* context) {
-      return cloud_client->machines()->GetListenToken(context, request, &token);
-    }));
-    return token.token();
-  };
+  if (gateway != nullptr) {
+    listener.token_provider = [link = gateway.get()]() -> absl::StatusOr<std::string> {
+      ASSIGN_OR_RETURN(proto::ListenToken token, link->ListenToken());
+      return token.token();
+    };
+  } else {
+    listener.token_provider = [&]() -> absl::StatusOr<std::string> {
+      proto::GetListenTokenRequest request;
+      RETURN_IF_ERROR(Sign(&request, "/tether.proto.MachineService/GetListenToken", *identity, signing_key));
+      proto::ListenToken token;
+      RETURN_IF_ERROR(cloud_client->Unary("listen token", [&](grpc::ClientContext* context) {
+        return cloud_client->machines()->GetListenToken(context, request, &token);
+      }));
+      return token.token();
+    };
+  }
   listener.on_channel = [&](std::shared_ptr<net::ListenerChannel> channel) {
     std::weak_ptr<net::ListenerChannel> weak = channel;
     net::ListenerChannel::Handlers handlers;
@@ -402,8 +517,11 @@ int Run(const AgentFlags& flags) {
   absl::StatusOr<std::unique_ptr<net::RelayListener>> relay = net::RelayListener::Create(std::move(listener));
   if (!relay.ok()) return Fail(relay.status());
   if (absl::Status status = (*relay)->Start(); !status.ok()) return Fail(status);
-  LogInfo("agent_running", {{"machine_id", identity->machine_id()}, {"runner", runner},
-                            {"accounts", flags.accounts}});
+  LogInfo("agent_running", {{"machine_id", identity->machine_id()},
+                            {"runner", runner},
+                            {"accounts", flags.accounts},
+                            {"relay", relay_url},
+                            {"via_gateway", flags.via_gateway}});
 
   // Wait for SIGTERM/SIGINT, refreshing status.json every second.
   sigset_t signals;
@@ -438,6 +556,11 @@ int Status(const AgentFlags& flags) {
             << "group        "
             << (identity->group_id().empty() ? std::string("(none)")
                                              : absl::StrCat(identity->group_name(), " (", identity->group_id(), ")"))
+            << "\n"
+            << "cluster      "
+            << (identity->cluster_id().empty()
+                    ? std::string("(none)")
+                    : absl::StrCat(identity->cluster_name(), " (", identity->cluster_id(), ")"))
             << "\n";
   std::ifstream in(PathIn(flags.data_dir, kStatusFile));
   std::stringstream json;
@@ -449,7 +572,9 @@ int Status(const AgentFlags& flags) {
   }
   const bool alive = status.pid() > 0 && kill(status.pid(), 0) == 0 && status.connection() != "stopped";
   std::cout << "service      " << (alive ? absl::StrCat("running (pid ", status.pid(), ")") : "not running")
-            << "\nconnection   " << status.connection() << "\ncurrent job  "
+            << "\nconnection   " << status.connection()
+            << (status.via_gateway().empty() ? "" : absl::StrCat(" (via gateway ", status.via_gateway(), ")"))
+            << "\ncurrent job  "
             << (status.current_job_id().empty() ? "(none)"
                                                 : absl::StrCat(status.current_job_id(), " (run ",
                                                                status.current_run_id(), ")"))

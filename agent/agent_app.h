@@ -20,6 +20,8 @@ struct AgentFlags {
   std::string token_file;  // the user's API token (register, join-group)
   std::string name;
   bool force = false;
+  std::string cluster;     // gateway cluster name or id the machine is reached through
+
   // join-group
   std::string group;
   std::string password_file;
@@ -29,6 +31,8 @@ struct AgentFlags {
   std::string runner;            // flow_runner binary ("" = beside the agent binary)
   std::string transport = "auto";
   std::string relay_ca;
+  std::string via_gateway;  // host:port of a gateway member's GatewayService ("" = the cloud's relay)
+  std::string gateway_ca;   // CA for the gateway member (its gRPC and its relay); "" = loopback plaintext
   absl::Duration shutdown_grace = absl::Seconds(30);
 };
 

@@ -1,6 +1,7 @@
 // The agent binary end to end against a real cloud (in-process), a real relay and the real flow
 // runner: register, join-group, run jobs as a local account, and every bad input of the agent
-// issue. The test also plays a forged "cloud" sending crafted messages straight through the relay.
+// issue. The test also plays a forged "cloud" sending crafted messages straight through the relay,
+// and (gateway mode) a gateway member: its GatewayService in this process, forwarding jobs.
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -8,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,6 +29,7 @@
 #include "common/crypto/key_file.h"
 #include "common/net/relay_process.h"
 #include "common/net/relay_sender.h"
+#include "common/proto/gateway.grpc.pb.h"
 #include "common/proto/signing_input.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -143,13 +147,12 @@ class AgentTest : public ::testing::Test {
 
   std::string CloudAddress() const { return absl::StrCat("127.0.0.1:", h_->cloud().port()); }
 
-  void Register() {
+  void Register(std::vector<std::string> extra = {}) {
     std::string err;
-    ASSERT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file",
-                            token_file_, "--name", "desk-1", "--data_dir", data_dir_},
-                           &err),
-              0)
-        << err;
+    std::vector<std::string> args = {"register", "--cloud", CloudAddress(), "--insecure", "--token-file",
+                                     token_file_, "--name", "desk-1", "--data_dir", data_dir_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_EQ(AgentCommand(args, &err), 0) << err;
     proto::ListMachinesResponse list;
     ASSERT_TRUE(machines_->ListMachines(CloudHarness::Context(token_).get(), {}, &list).ok());
     ASSERT_EQ(list.machines_size(), 1);
@@ -714,6 +717,392 @@ TEST_F(AgentTest, AsRootTheFlowRunsAsTheJobsAccount) {
   unlink(written.c_str());
   unlink(runner.c_str());
   rmdir(shared.c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway mode (agent run --via-gateway). The test plays the gateway member: its GatewayService
+// (here, in-process, plaintext on loopback) hands the agent Listen tokens for the CloudHarness
+// relay, which stands in for the member's local relay, and the test forwards jobs through it.
+
+constexpr char kGatewayMethod[] = "/tether.proto.GatewayService/GetAgentListenToken";
+
+// The member's GatewayService: checks the machine's signature for the right method with the key
+// the test registered, and mints Listen tokens for "machine-<id>" on the test relay; or refuses
+// every call with `refusal`.
+class FakeGateway final : public proto::GatewayService::Service {
+ public:
+  FakeGateway(std::string relay_url, std::map<std::string, std::string> machine_keys, std::string refusal = "")
+      : relay_url_(std::move(relay_url)), machine_keys_(std::move(machine_keys)), refusal_(std::move(refusal)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeGateway() override { server_->Shutdown(); }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  int calls() const { return calls_; }
+
+  grpc::Status GetAgentListenToken(grpc::ServerContext*, const proto::GetListenTokenRequest* request,
+                                   proto::ListenToken* token) override {
+    ++calls_;
+    if (!refusal_.empty()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, refusal_);
+    const std::string& machine_id = request->auth().machine_id();
+    auto key = machine_keys_.find(machine_id);
+    absl::StatusOr<std::string> input = proto::MachineAuthSigningInput(kGatewayMethod, *request);
+    if (key == machine_keys_.end() || !input.ok() ||
+        !crypto::Ed25519Verify(key->second, *input, request->auth().signature()).ok()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad machine signature");
+    }
+    const std::string entity = "machine-" + machine_id;
+    token->set_token(net::testing::MakeToken(net::testing::kListenKey, entity, absl::Minutes(10)));
+    token->set_expires_at_unix_ms(absl::ToUnixMillis(WallNow() + absl::Minutes(10)));
+    token->set_relay_endpoint(relay_url_);
+    token->set_entity("hc/" + entity);
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string relay_url_;
+  const std::map<std::string, std::string> machine_keys_;
+  const std::string refusal_;
+  std::atomic<int> calls_{0};
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+class GatewayModeTest : public AgentTest {
+ protected:
+  struct Member {
+    std::string member_id;
+    crypto::Ed25519KeyPair key;
+  };
+
+  void SetUp() override {
+    AgentTest::SetUp();
+    clusters_ = proto::ClusterService::NewStub(h_->channel());
+    auto cluster_key = crypto::GenerateX25519KeyPair();
+    ASSERT_TRUE(cluster_key.ok());
+    cluster_key_ = *std::move(cluster_key);
+    proto::CreateClusterRequest create;
+    create.set_name("site-a");
+    create.set_cluster_pub(cluster_key_.public_key);
+    proto::ClusterMembership membership;
+    member_ = NewMember(&create, [&](grpc::ClientContext* context) {
+      return clusters_->CreateCluster(context, create, &membership);
+    }, &membership);
+    cluster_id_ = membership.cluster().cluster_id();
+    ASSERT_FALSE(cluster_id_.empty());
+
+    auto cloud_key = crypto::ReadSecretFile(h_->data_dir() + "/cloud-signing.key");
+    ASSERT_TRUE(cloud_key.ok());
+    cloud_key_ = *std::move(cloud_key);
+    cloud_key_id_ = HexEncode(crypto::KeyId(*crypto::Ed25519PublicKey(cloud_key_)));
+    marker_ = dir_ + "/forwarded.txt";
+  }
+
+  // A member key generated here, sent with CreateCluster or JoinCluster (`call`).
+  template <typename Request, typename Call>
+  Member NewMember(Request* request, Call call, proto::ClusterMembership* membership) {
+    Member member;
+    member.key = *crypto::GenerateEd25519KeyPair();
+    request->mutable_member()->set_name(absl::StrCat("gw-", ++members_made_));
+    request->mutable_member()->set_x25519_pub(crypto::GenerateX25519KeyPair()->public_key);
+    request->mutable_member()->set_ed25519_pub(member.key.public_key);
+    grpc::Status status = call(CloudHarness::Context(token_).get());
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    member.member_id = membership->member_id();
+    return member;
+  }
+
+  Member JoinMember() {
+    proto::JoinClusterRequest join;
+    join.set_cluster_id(cluster_id_);
+    join.set_cluster_pub(cluster_key_.public_key);
+    proto::ClusterMembership membership;
+    return NewMember(&join, [&](grpc::ClientContext* context) {
+      return clusters_->JoinCluster(context, join, &membership);
+    }, &membership);
+  }
+
+  // Registers behind the cluster and runs the agent through `gateway_`.
+  void RegisterAndRunViaGateway() {
+    Register({"--cluster", "site-a"});
+    gateway_ = std::make_unique<FakeGateway>(h_->relay().url(),
+                                             std::map<std::string, std::string>{
+                                                 {machine_.machine_id(), machine_.ed25519_pub()}});
+    agent_ = StartAgent({"--via-gateway", gateway_->address()});
+    net::SenderOptions sender;
+    sender.relay_url = h_->relay().url();
+    sender.entity = machine_.entity().substr(3);
+    sender.token = net::testing::MakeToken(net::testing::kSendKey, sender.entity, absl::Minutes(5));
+    auto channel = net::RelaySender::Connect(sender);
+    ASSERT_TRUE(channel.ok()) << channel.status() << "\n" << agent_->err();
+    channel_ = *std::move(channel);
+  }
+
+  // A cluster job as the cloud makes it: credentials sealed to the cluster key, target the cluster.
+  proto::JobRequest ClusterJob(const std::string& job_id, const std::string& text = "forwarded") {
+    proto::JobRequest job;
+    job.set_job_id(job_id);
+    job.set_run_id("run-" + job_id);
+    job.mutable_target()->set_cluster_id(cluster_id_);
+    job.set_flow_definition_json(absl::StrCat(R"({"name":"x","outputs":[{"name":"V"}],"actions":[
+        {"action":"File.WriteText","path":")", marker_, R"(","text":")", text, R"("},
+        {"action":"Variables.SetVariable","variable":"V","value":")", text, R"("}]})"));
+    job.set_connection_id(kConnection);
+    *job.mutable_credentials() =
+        *crypto::SealCredentials(cluster_key_.public_key, kConnection, {account_, crypto::SecretBytes("desk-pass")});
+    job.set_username(account_);
+    job.set_mode(proto::RUN_MODE_UNATTENDED);
+    job.set_timeout_ms(10000);
+    job.set_issued_at_unix_ms(absl::ToUnixMillis(WallNow()));
+    job.set_expires_at_unix_ms(absl::ToUnixMillis(WallNow() + absl::Minutes(5)));
+    job.set_nonce(*crypto::RandomBytes(16));
+    return job;
+  }
+
+  proto::SignedJobRequest CloudSigned(const proto::JobRequest& job) {
+    proto::SignedJobRequest signed_job;
+    signed_job.set_job_request(job.SerializeAsString());
+    signed_job.set_signature(*crypto::Ed25519Sign(cloud_key_, proto::JobRequestSigningInput(signed_job.job_request())));
+    signed_job.set_key_id(cloud_key_id_);
+    return signed_job;
+  }
+
+  // What the member sends: the cloud-signed job unchanged, the credentials re-sealed to
+  // `reseal_to` (the agent's X25519 key unless given), signed by `signer` as `member_id`.
+  std::string Forward(const proto::JobRequest& job, const Member& member, const std::string& reseal_to = "",
+                      const crypto::SecretBytes* signer = nullptr) {
+    proto::ChannelMessage message;
+    proto::ForwardedJobRequest& forwarded = *message.mutable_forwarded_job_request();
+    *forwarded.mutable_job() = CloudSigned(job);
+    forwarded.set_credentials(crypto::SealCredentials(reseal_to.empty() ? machine_.x25519_pub() : reseal_to,
+                                                      job.connection_id(),
+                                                      {account_, crypto::SecretBytes("desk-pass")})
+                                  ->SerializeAsString());
+    forwarded.set_member_id(member.member_id);
+    forwarded.set_signature(*crypto::Ed25519Sign(signer != nullptr ? *signer : member.key.private_key,
+                                                 proto::ForwardedJobSigningInput(forwarded)));
+    return message.SerializeAsString();
+  }
+
+  // Sends one message and returns the answer to it (events of a running job are skipped).
+  proto::ChannelMessage Exchange(const std::string& bytes) {
+    EXPECT_TRUE(channel_->Send(bytes).ok());
+    proto::ChannelMessage message;
+    for (int i = 0; i < 20; ++i) {
+      auto reply = channel_->Receive(kWait);
+      EXPECT_TRUE(reply.ok() && message.ParseFromString(*reply));
+      if (!reply.ok() || !message.has_job_event()) break;
+    }
+    return message;
+  }
+
+  // The JobResult that ends the job just accepted on the channel.
+  proto::JobResult WaitForResult() {
+    for (int i = 0; i < 20; ++i) {
+      auto next = channel_->Receive(kWait);
+      proto::ChannelMessage message;
+      if (!next.ok()) break;
+      if (message.ParseFromString(*next) && message.has_job_result()) return message.job_result();
+    }
+    ADD_FAILURE() << "no JobResult";
+    return proto::JobResult();
+  }
+
+  static constexpr char kConnection[] = "conn-gateway-00000001";
+  std::unique_ptr<proto::ClusterService::Stub> clusters_;
+  crypto::X25519KeyPair cluster_key_;
+  std::string cluster_id_;
+  Member member_;
+  int members_made_ = 0;
+  crypto::SecretBytes cloud_key_;
+  std::string cloud_key_id_;
+  std::string marker_;
+  std::unique_ptr<FakeGateway> gateway_;
+  std::unique_ptr<Child> agent_;
+  std::unique_ptr<net::SenderChannel> channel_;
+};
+
+TEST_F(GatewayModeTest, AForwardedJobRunsWithTheResealedCredentialsOnceAndControlsPassThrough) {
+  RegisterAndRunViaGateway();
+  EXPECT_THAT(ReadFile(data_dir_ + "/agent.conf"), HasSubstr(cluster_id_));
+  EXPECT_EQ(machine_.cluster_id(), cluster_id_);
+  // Once to learn the local relay, once more for the listener's connection.
+  EXPECT_GE(gateway_->calls(), 2);
+
+  const std::string forwarded = Forward(ClusterJob("job-fwd-1", "first"), member_);
+  proto::ChannelMessage reply = Exchange(forwarded);
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString() << agent_->err();
+  EXPECT_FALSE(reply.job_accepted().duplicate());
+  proto::JobResult result = WaitForResult();
+  EXPECT_EQ(result.state(), proto::JOB_STATE_SUCCEEDED) << result.error().message();
+  EXPECT_EQ(result.outputs().at("V"), "first");
+  EXPECT_EQ(ReadFile(marker_), "first");
+
+  // Replayed by the member (or anyone who saw it): answered, never run again.
+  unlink(marker_.c_str());
+  reply = Exchange(forwarded);
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString();
+  EXPECT_TRUE(reply.job_accepted().duplicate());
+  EXPECT_NE(access(marker_.c_str(), F_OK), 0) << "a replayed forwarded job ran again";
+
+  // The job's own envelope is sealed to the cluster key, which the agent does not hold: it is not
+  // used at all. Even a tampered one does not matter; the member's re-sealed envelope does.
+  proto::JobRequest tampered = ClusterJob("job-fwd-2", "second");
+  std::string ciphertext = tampered.credentials().ciphertext();
+  ciphertext[ciphertext.size() / 2] ^= 0x01;
+  tampered.mutable_credentials()->set_ciphertext(ciphertext);
+  reply = Exchange(Forward(tampered, member_));
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString();
+  EXPECT_EQ(WaitForResult().state(), proto::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(ReadFile(marker_), "second");
+
+  // A cluster job naming this machine is for it too.
+  proto::JobRequest named = ClusterJob("job-fwd-3", "third");
+  named.mutable_target()->set_machine_id(machine_.machine_id());
+  reply = Exchange(Forward(named, member_));
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString();
+  EXPECT_EQ(WaitForResult().state(), proto::JOB_STATE_SUCCEEDED);
+
+  // The cloud's QueryJob, passed on unchanged by the member, is answered from the ledger.
+  proto::ControlRequest control;
+  control.mutable_query_job()->set_job_id("job-fwd-1");
+  control.set_issued_at_unix_ms(absl::ToUnixMillis(WallNow()));
+  control.set_expires_at_unix_ms(absl::ToUnixMillis(WallNow() + absl::Minutes(5)));
+  control.set_nonce(*crypto::RandomBytes(16));
+  proto::ChannelMessage query;
+  query.mutable_control()->set_control_request(control.SerializeAsString());
+  query.mutable_control()->set_signature(
+      *crypto::Ed25519Sign(cloud_key_, proto::ControlRequestSigningInput(query.control().control_request())));
+  query.mutable_control()->set_key_id(cloud_key_id_);
+  reply = Exchange(query.SerializeAsString());
+  ASSERT_TRUE(reply.has_job_status()) << reply.DebugString();
+  EXPECT_EQ(reply.job_status().state(), proto::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(reply.job_status().result().outputs().at("V"), "first");
+
+  // `agent status` tells how the agent is connected.
+  std::string status;
+  EXPECT_EQ(AgentCommand({"status", "--data_dir", data_dir_}, &status), 0);
+  EXPECT_THAT(status, HasSubstr("site-a (" + cluster_id_ + ")"));
+  EXPECT_THAT(status, HasSubstr("via gateway " + gateway_->address()));
+  EXPECT_THAT(agent_->err(), HasSubstr(member_.member_id));  // the log names the forwarding member
+}
+
+TEST_F(GatewayModeTest, StrangersOtherClustersAndForeignCredentialsAreRefused) {
+  RegisterAndRunViaGateway();
+  struct Case {
+    std::string name;
+    std::string message;
+    proto::JobRejectCode code;
+    std::string reason;
+  };
+  auto stranger = crypto::GenerateEd25519KeyPair();
+  auto other_key = crypto::GenerateX25519KeyPair();
+  const Member impostor{"gm-not-a-member", *crypto::GenerateEd25519KeyPair()};
+  proto::JobRequest other_cluster = ClusterJob("job-other-cluster");
+  other_cluster.mutable_target()->set_cluster_id("c-somebody-else");
+  proto::JobRequest other_machine = ClusterJob("job-other-machine");
+  other_machine.mutable_target()->set_machine_id("m-somebody-else");
+  std::vector<Case> cases = {
+      {"a member's id, another key", Forward(ClusterJob("job-stranger"), member_, "", &stranger->private_key),
+       proto::JOB_REJECT_CODE_BAD_SIGNATURE, "not forwarded by a member of this machine's cluster"},
+      {"a job for another cluster", Forward(other_cluster, member_), proto::JOB_REJECT_CODE_WRONG_TARGET,
+       "c-somebody-else"},
+      {"a cluster job for another machine", Forward(other_machine, member_),
+       proto::JOB_REJECT_CODE_WRONG_TARGET, "m-somebody-else"},
+      {"credentials re-sealed to another key", Forward(ClusterJob("job-foreign-key"), member_, other_key->public_key),
+       proto::JOB_REJECT_CODE_CREDENTIALS_UNREADABLE, ""},
+  };
+  // The cluster job itself, not forwarded: the agent cannot open the cluster envelope and it is
+  // not addressed to this machine.
+  proto::ChannelMessage direct;
+  *direct.mutable_job_request() = CloudSigned(ClusterJob("job-direct"));
+  cases.push_back({"a cluster job not forwarded by a member", direct.SerializeAsString(),
+                   proto::JOB_REJECT_CODE_WRONG_TARGET, ""});
+  // A forwarded job whose cloud signature is forged: the member's signature does not make it valid.
+  proto::ChannelMessage forged;
+  forged.ParseFromString(Forward(ClusterJob("job-forged"), member_));
+  forged.mutable_forwarded_job_request()->mutable_job()->set_signature(
+      *crypto::Ed25519Sign(stranger->private_key, proto::JobRequestSigningInput(
+                                                      forged.forwarded_job_request().job().job_request())));
+  forged.mutable_forwarded_job_request()->set_signature(*crypto::Ed25519Sign(
+      member_.key.private_key, proto::ForwardedJobSigningInput(forged.forwarded_job_request())));
+  cases.push_back({"a forged cloud signature", forged.SerializeAsString(), proto::JOB_REJECT_CODE_BAD_SIGNATURE,
+                   "pinned cloud key"});
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    proto::ChannelMessage reply = Exchange(c.message);
+    ASSERT_TRUE(reply.has_job_rejected()) << reply.DebugString();
+    EXPECT_EQ(reply.job_rejected().code(), c.code) << reply.job_rejected().reason();
+    EXPECT_THAT(reply.job_rejected().reason(), HasSubstr(c.reason));
+  }
+  EXPECT_NE(access(marker_.c_str(), F_OK), 0) << "a refused job ran";
+
+  // A member that joined after the agent started: the agent learns its key from the cloud.
+  const Member newcomer = JoinMember();
+  proto::ChannelMessage reply = Exchange(Forward(ClusterJob("job-newcomer", "new member"), newcomer));
+  ASSERT_TRUE(reply.has_job_accepted()) << reply.DebugString() << agent_->err();
+  EXPECT_EQ(WaitForResult().state(), proto::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(ReadFile(marker_), "new member");
+  unlink(marker_.c_str());
+  // Someone who is no member at all (the cloud was just asked; it is not asked again at once).
+  reply = Exchange(Forward(ClusterJob("job-impostor"), impostor));
+  ASSERT_TRUE(reply.has_job_rejected()) << reply.DebugString();
+  EXPECT_EQ(reply.job_rejected().code(), proto::JOB_REJECT_CODE_BAD_SIGNATURE);
+  EXPECT_THAT(reply.job_rejected().reason(), HasSubstr("not forwarded by a member of this machine's cluster"));
+  EXPECT_NE(access(marker_.c_str(), F_OK), 0) << "the impostor's job ran";
+}
+
+TEST_F(GatewayModeTest, ViaGatewayNeedsAClusterAndAGatewayThatTakesTheMachine) {
+  std::string err;
+  // An unknown cluster: not found, nothing registered.
+  EXPECT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file", token_file_,
+                          "--name", "desk-x", "--cluster", "no-such-site", "--data_dir", dir_ + "/unknown"},
+                         &err),
+            2)
+      << err;
+  EXPECT_THAT(err, HasSubstr("no gateway cluster \"no-such-site\""));
+  EXPECT_NE(access((dir_ + "/unknown/agent.conf").c_str(), F_OK), 0);
+
+  const std::vector<std::string> run = {"run", "--accounts", "file:" + accounts_file_, "--runner", kRunner};
+  auto run_with = [&](const std::string& data_dir, std::vector<std::string> extra) {
+    std::vector<std::string> args = run;
+    args.push_back("--data_dir");
+    args.push_back(data_dir);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return AgentCommand(args, &err);
+  };
+
+  // Registered without a cluster: --via-gateway makes no sense.
+  const std::string plain = dir_ + "/plain";
+  ASSERT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file", token_file_,
+                          "--name", "desk-plain", "--data_dir", plain},
+                         &err),
+            0)
+      << err;
+  FakeGateway unused(h_->relay().url(), {});
+  EXPECT_EQ(run_with(plain, {"--via-gateway", unused.address()}), 1);
+  EXPECT_THAT(err, HasSubstr("registered without a gateway cluster"));
+  EXPECT_EQ(unused.calls(), 0);
+
+  // Behind the cluster (by id this time), but the gateway does not take this machine.
+  ASSERT_EQ(AgentCommand({"register", "--cloud", CloudAddress(), "--insecure", "--token-file", token_file_,
+                          "--name", "desk-gw", "--cluster", cluster_id_, "--data_dir", data_dir_},
+                         &err),
+            0)
+      << err;
+  EXPECT_THAT(ReadFile(data_dir_ + "/agent.conf"), HasSubstr(cluster_id_));
+  FakeGateway refusing(h_->relay().url(), {}, "machine not registered behind this cluster");
+  EXPECT_EQ(run_with(data_dir_, {"--via-gateway", refusing.address()}), 3);
+  EXPECT_THAT(err, HasSubstr("gateway refused this agent: machine not registered behind this cluster"));
+  EXPECT_EQ(refusing.calls(), 1);
+  // Plaintext only to a loopback gateway; nobody listening is "unreachable".
+  EXPECT_EQ(run_with(data_dir_, {"--via-gateway", "192.0.2.1:7443"}), 1);
+  EXPECT_THAT(err, HasSubstr("--gateway_ca"));
+  EXPECT_EQ(run_with(data_dir_, {"--via-gateway", "127.0.0.1:1"}), 4);
+  EXPECT_THAT(err, HasSubstr("unreachable"));
 }
 
 }  // namespace

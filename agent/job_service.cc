@@ -68,7 +68,7 @@ bool IsTerminal(proto::JobState state) {
 }  // namespace
 
 JobService::JobService(Ledger* ledger, JobServiceOptions options)
-    : ledger_(ledger), options_(std::move(options)) {
+    : ledger_(ledger), options_(std::move(options)), member_keys_(options_.cluster_member_keys) {
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -114,6 +114,8 @@ void JobService::Handle(const std::shared_ptr<net::ListenerChannel>& channel,
   switch (message.kind_case()) {
     case proto::ChannelMessage::kJobRequest:
       return HandleJob(channel, message.job_request());
+    case proto::ChannelMessage::kForwardedJobRequest:
+      return HandleForwardedJob(channel, message.forwarded_job_request());
     case proto::ChannelMessage::kControl:
       return HandleControl(channel, message.control());
     default:
@@ -122,33 +124,150 @@ void JobService::Handle(const std::shared_ptr<net::ListenerChannel>& channel,
   }
 }
 
-void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
-                           const proto::SignedJobRequest& signed_job) {
+// Where a job came from once its cloud signature verified: which target it must name, and which
+// envelope, opened with which of the agent's keys, holds its credentials.
+struct JobService::JobRoute {
+  // The gateway member that forwarded it; "" for a job straight from the cloud.
+  std::string member_id;
+  // The envelope to open (an error when the forwarded bytes do not parse as one).
+  absl::StatusOr<proto::SealedEnvelope> envelope;
+  const crypto::SecretBytes& key;
+};
+
+void JobService::Refuse(const std::shared_ptr<net::ListenerChannel>& channel, const std::string& job_id,
+                        proto::JobRejectCode code, absl::string_view reason) {
+  LogWarning("job_refused", {{"job_id", job_id},
+                             {"code", proto::JobRejectCode_Name(code)},
+                             {"reason", std::string(reason)}});
+  Send(channel, Rejected(job_id, code, reason));
+}
+
+std::optional<proto::JobRequest> JobService::VerifyCloudSigned(
+    const std::shared_ptr<net::ListenerChannel>& channel, const proto::SignedJobRequest& signed_job) {
   // Parse only to name the job in a refusal; nothing is trusted before the signature verifies.
   proto::JobRequest claimed;
   claimed.ParseFromString(signed_job.job_request());
-  const std::string claimed_id = claimed.job_id();
-  auto refuse = [&](proto::JobRejectCode code, absl::string_view reason) {
-    LogWarning("job_refused", {{"job_id", claimed_id},
-                               {"code", proto::JobRejectCode_Name(code)},
-                               {"reason", std::string(reason)}});
-    Send(channel, Rejected(claimed_id, code, reason));
-  };
   if (signed_job.key_id() != options_.cloud_signing_key_id) {
-    return refuse(proto::JOB_REJECT_CODE_UNKNOWN_KEY,
-                  absl::StrCat("signed by key \"", signed_job.key_id(), "\", not the pinned cloud key"));
+    Refuse(channel, claimed.job_id(), proto::JOB_REJECT_CODE_UNKNOWN_KEY,
+           absl::StrCat("signed by key \"", signed_job.key_id(), "\", not the pinned cloud key"));
+    return std::nullopt;
   }
   if (!crypto::Ed25519Verify(options_.cloud_signing_pub,
                              proto::JobRequestSigningInput(signed_job.job_request()),
                              signed_job.signature())
            .ok()) {
-    return refuse(proto::JOB_REJECT_CODE_BAD_SIGNATURE,
-                  "signature does not verify with the pinned cloud key");
+    Refuse(channel, claimed.job_id(), proto::JOB_REJECT_CODE_BAD_SIGNATURE,
+           "signature does not verify with the pinned cloud key");
+    return std::nullopt;
   }
   proto::JobRequest job;
   if (!job.ParseFromString(signed_job.job_request()) || job.job_id().empty()) {
-    return refuse(proto::JOB_REJECT_CODE_MALFORMED, "signed job request does not parse");
+    Refuse(channel, claimed.job_id(), proto::JOB_REJECT_CODE_MALFORMED, "signed job request does not parse");
+    return std::nullopt;
   }
+  return job;
+}
+
+void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
+                           const proto::SignedJobRequest& signed_job) {
+  std::optional<proto::JobRequest> job = VerifyCloudSigned(channel, signed_job);
+  if (!job.has_value()) return;
+  // The cloud sealed the credentials to this machine, or to its group.
+  const bool for_group = !job->target().group_id().empty();
+  AcceptJob(channel, signed_job, *job,
+            JobRoute{.member_id = "",
+                     .envelope = job->credentials(),
+                     .key = for_group ? options_.group_private_key : options_.machine_private_key});
+}
+
+void JobService::HandleForwardedJob(const std::shared_ptr<net::ListenerChannel>& channel,
+                                    const proto::ForwardedJobRequest& forwarded) {
+  // The member first: only a member of this machine's cluster may hand it jobs.
+  const std::string* member_key = MemberKey(forwarded.member_id());
+  if (member_key == nullptr ||
+      !crypto::Ed25519Verify(*member_key, proto::ForwardedJobSigningInput(forwarded), forwarded.signature())
+           .ok()) {
+    proto::JobRequest claimed;
+    claimed.ParseFromString(forwarded.job().job_request());
+    return Refuse(channel, claimed.job_id(), proto::JOB_REJECT_CODE_BAD_SIGNATURE,
+                  absl::StrCat("not forwarded by a member of this machine's cluster (member \"",
+                               forwarded.member_id(), "\": ",
+                               options_.cluster_id.empty() ? "this agent does not run --via-gateway"
+                               : member_key == nullptr     ? "not a member"
+                                                           : "bad signature",
+                               ")"));
+  }
+  std::optional<proto::JobRequest> job = VerifyCloudSigned(channel, forwarded.job());
+  if (!job.has_value()) return;
+  // The member re-sealed the credentials to this machine's key; the job's own envelope, sealed to
+  // the cluster key this agent does not hold, is not looked at.
+  proto::SealedEnvelope envelope;
+  JobRoute route{.member_id = forwarded.member_id(),
+                 .envelope = envelope.ParseFromString(forwarded.credentials())
+                                 ? absl::StatusOr<proto::SealedEnvelope>(std::move(envelope))
+                                 : absl::InvalidArgumentError("the forwarded credentials do not parse"),
+                 .key = options_.machine_private_key};
+  AcceptJob(channel, forwarded.job(), *job, route);
+}
+
+const std::string* JobService::MemberKey(const std::string& member_id) {
+  if (options_.cluster_id.empty() || member_id.empty()) return nullptr;
+  auto found = member_keys_.find(member_id);
+  if (found != member_keys_.end()) return &found->second;
+  // Perhaps a member that joined after the keys were fetched: ask again, but not for every
+  // unknown id a sender makes up.
+  if (!options_.fetch_cluster_member_keys ||
+      absl::Now() - members_fetched_at_ < options_.member_refresh_interval) {
+    return nullptr;
+  }
+  members_fetched_at_ = absl::Now();
+  absl::StatusOr<std::map<std::string, std::string>> keys = options_.fetch_cluster_member_keys();
+  if (!keys.ok()) {
+    LogWarning("cluster_members_refresh_failed", {{"error", keys.status().ToString()}});
+    return nullptr;
+  }
+  member_keys_ = *std::move(keys);
+  LogInfo("cluster_members_refreshed", {{"members", absl::StrCat(member_keys_.size())}});
+  found = member_keys_.find(member_id);
+  return found == member_keys_.end() ? nullptr : &found->second;
+}
+
+std::string JobService::WrongTarget(const proto::JobRequest& job, const JobRoute& route) const {
+  const proto::JobTarget& target = job.target();
+  if (route.member_id.empty()) {
+    // Straight from the cloud: this machine, and its group if the job names one.
+    const bool for_group = !target.group_id().empty();
+    if (target.cluster_id().empty() && target.machine_id() == options_.machine_id &&
+        (!for_group || (!options_.group_id.empty() && target.group_id() == options_.group_id))) {
+      return "";
+    }
+    return absl::StrCat("job is for machine \"", target.machine_id(), "\"",
+                        for_group ? absl::StrCat(" in group \"", target.group_id(), "\"") : "",
+                        target.cluster_id().empty()
+                            ? ""
+                            : absl::StrCat(" in cluster \"", target.cluster_id(), "\""),
+                        ", this is ", options_.machine_id);
+  }
+  // Through a gateway member: this machine's cluster, and this machine or any of the cluster's.
+  if (!options_.cluster_id.empty() && target.cluster_id() == options_.cluster_id &&
+      target.group_id().empty() &&
+      (target.machine_id().empty() || target.machine_id() == options_.machine_id)) {
+    return "";
+  }
+  return absl::StrCat("forwarded job is for cluster \"", target.cluster_id(), "\"",
+                      target.machine_id().empty()
+                          ? ""
+                          : absl::StrCat(", machine \"", target.machine_id(), "\""),
+                      target.group_id().empty() ? "" : absl::StrCat(", group \"", target.group_id(), "\""),
+                      "; this is ", options_.machine_id, " in cluster \"", options_.cluster_id, "\"");
+}
+
+void JobService::AcceptJob(const std::shared_ptr<net::ListenerChannel>& channel,
+                           const proto::SignedJobRequest& signed_job, const proto::JobRequest& job,
+                           const JobRoute& route) {
+  auto refuse = [&](proto::JobRejectCode code, absl::string_view reason) {
+    Refuse(channel, job.job_id(), code, reason);
+  };
 
   // Dedupe first: a job already in the ledger is never started again, whatever else holds.
   absl::StatusOr<LedgerJob> known = ledger_->Get(job.job_id());
@@ -178,15 +297,8 @@ void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
   if (job.issued_at_unix_ms() > now + absl::ToInt64Milliseconds(options_.clock_skew)) {
     return refuse(proto::JOB_REJECT_CODE_EXPIRED, "job request issued in the future (clock skew?)");
   }
-  const bool for_group = !job.target().group_id().empty();
-  const bool target_ok =
-      job.target().cluster_id().empty() && job.target().machine_id() == options_.machine_id &&
-      (!for_group || (!options_.group_id.empty() && job.target().group_id() == options_.group_id));
-  if (!target_ok) {
-    return refuse(proto::JOB_REJECT_CODE_WRONG_TARGET,
-                  absl::StrCat("job is for machine \"", job.target().machine_id(), "\"",
-                               for_group ? absl::StrCat(" in group \"", job.target().group_id(), "\"") : "",
-                               ", this is ", options_.machine_id));
+  if (std::string wrong = WrongTarget(job, route); !wrong.empty()) {
+    return refuse(proto::JOB_REJECT_CODE_WRONG_TARGET, wrong);
   }
   {
     absl::MutexLock lock(&mu_);
@@ -200,10 +312,13 @@ void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
     }
   }
 
-  // The credentials: only this machine (or its group) can open them.
-  const crypto::SecretBytes& key = for_group ? options_.group_private_key : options_.machine_private_key;
+  // The credentials: only this machine (or its group) can open them; a forwarded job's, re-sealed
+  // by the member, only this machine.
+  if (!route.envelope.ok()) {
+    return refuse(proto::JOB_REJECT_CODE_CREDENTIALS_UNREADABLE, route.envelope.status().message());
+  }
   absl::StatusOr<crypto::Credentials> credentials =
-      crypto::OpenCredentials(job.credentials(), key, job.connection_id());
+      crypto::OpenCredentials(*route.envelope, route.key, job.connection_id());
   if (!credentials.ok()) {
     return refuse(proto::JOB_REJECT_CODE_CREDENTIALS_UNREADABLE, credentials.status().message());
   }
@@ -240,6 +355,7 @@ void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
   entry.set_run_id(job.run_id());
   entry.set_state(proto::JOB_STATE_ACCEPTED);
   entry.set_accepted_at_unix_ms(NowMs());
+  entry.set_forwarded_by(route.member_id);
   if (absl::Status status = ledger_->Accept(job.job_id(), entry); !status.ok()) {
     return refuse(proto::JOB_REJECT_CODE_AGENT_ERROR, absl::StrCat("ledger: ", status.message()));
   }
@@ -247,7 +363,10 @@ void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
   accepted.mutable_job_accepted()->set_job_id(job.job_id());
   accepted.mutable_job_accepted()->set_accepted_at_unix_ms(entry.accepted_at_unix_ms());
   Send(channel, accepted);
-  LogInfo("job_accepted", {{"job_id", job.job_id()}, {"run_id", job.run_id()}, {"account", job.username()}});
+  LogInfo("job_accepted", {{"job_id", job.job_id()},
+                           {"run_id", job.run_id()},
+                           {"account", job.username()},
+                           {"forwarded_by", route.member_id}});
 
   if (absl::Status started = Start(job, job.username(), channel); !started.ok()) {
     proto::JobResult result;

@@ -4,11 +4,18 @@
 // separate flow_runner process, streaming its events and result back on the channel that asked
 // last. One job at a time (Busy otherwise). Thread-safe: messages are queued to one worker thread,
 // so the relay client's I/O thread never blocks on scrypt, PAM or the disk.
+//
+// Gateway mode (agent run --via-gateway): jobs for the machine's cluster arrive as
+// ForwardedJobRequest from a gateway member. The member's signature is checked against the
+// cluster's member keys first; the cloud-signed job inside then goes through exactly the checks of
+// a direct job, except that its target must be this machine's cluster (and this machine or none),
+// and the credentials come from the envelope the member re-sealed to this machine's key.
 #ifndef TETHER_AGENT_JOB_SERVICE_H_
 #define TETHER_AGENT_JOB_SERVICE_H_
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +23,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/accounts/verifier.h"
@@ -33,6 +42,15 @@ struct JobServiceOptions {
   std::string cloud_signing_key_id;
   crypto::SecretBytes machine_private_key;  // X25519
   crypto::SecretBytes group_private_key;    // X25519, empty when not in a group
+  // Gateway mode: the cluster this machine is registered behind ("" = not in gateway mode: every
+  // ForwardedJobRequest is refused) and its members' Ed25519 public keys by member id.
+  std::string cluster_id;
+  std::map<std::string, std::string> cluster_member_keys;
+  // Asked (on the worker thread; it may block on an RPC) for the cluster's current member keys
+  // when a forwarded job names a member that is not in the map, so members that joined after the
+  // agent started are believed. At most once per member_refresh_interval; unset = never.
+  std::function<absl::StatusOr<std::map<std::string, std::string>>()> fetch_cluster_member_keys;
+  absl::Duration member_refresh_interval = absl::Seconds(10);
   accounts::AccountVerifier* verifier = nullptr;
   // The flow_runner binary.
   std::string runner_path;
@@ -74,6 +92,7 @@ class JobService {
 
  private:
   struct Running;
+  struct JobRoute;
   struct Inbound {
     std::weak_ptr<net::ListenerChannel> channel;
     std::string payload;
@@ -81,8 +100,27 @@ class JobService {
 
   void WorkerLoop();
   void Handle(const std::shared_ptr<net::ListenerChannel>& channel, const std::string& payload);
+  // A job straight from the cloud (SignedJobRequest).
   void HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
                  const proto::SignedJobRequest& signed_job);
+  // A job a gateway member forwarded: checks the member, then shares AcceptJob with HandleJob.
+  void HandleForwardedJob(const std::shared_ptr<net::ListenerChannel>& channel,
+                          const proto::ForwardedJobRequest& forwarded);
+  // The cloud's key id and signature, then the parse. The job, or nullopt once refused.
+  std::optional<proto::JobRequest> VerifyCloudSigned(const std::shared_ptr<net::ListenerChannel>& channel,
+                                                     const proto::SignedJobRequest& signed_job);
+  // Everything after the cloud signature, for both paths: dedupe, expiry, target (per `route`),
+  // Busy, the envelope `route` names, the account, the flow, the ledger, then the run.
+  void AcceptJob(const std::shared_ptr<net::ListenerChannel>& channel,
+                 const proto::SignedJobRequest& signed_job, const proto::JobRequest& job,
+                 const JobRoute& route);
+  // Why `job` is not for this agent on `route`, or "" when it is.
+  std::string WrongTarget(const proto::JobRequest& job, const JobRoute& route) const;
+  // The Ed25519 public key of cluster member `member_id`, refreshing the keys once if unknown;
+  // nullptr when it is not a member. Worker thread only.
+  const std::string* MemberKey(const std::string& member_id);
+  void Refuse(const std::shared_ptr<net::ListenerChannel>& channel, const std::string& job_id,
+              proto::JobRejectCode code, absl::string_view reason);
   void HandleControl(const std::shared_ptr<net::ListenerChannel>& channel,
                      const proto::SignedControl& signed_control);
   // Starts the runner for an accepted job; returns the error that keeps it from starting.
@@ -101,6 +139,9 @@ class JobService {
   std::shared_ptr<Running> running_ ABSL_GUARDED_BY(mu_);
   // The last job started, kept after it ends so Shutdown can wait until its reader is done.
   std::shared_ptr<Running> last_started_ ABSL_GUARDED_BY(mu_);
+  // The cluster's member keys and when they were last fetched: worker thread only.
+  std::map<std::string, std::string> member_keys_;
+  absl::Time members_fetched_at_ = absl::InfinitePast();
   std::thread worker_;
 };
 
