@@ -19,7 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/accounts/file_verifier.h"
 #include "cloud/testing/cloud_harness.h"
+#include "common/net/relay_presence.h"
+#include "common/net/relay_process.h"
 #include "common/auth/machine_auth.h"
 #include "common/base/clock.h"
 #include "common/crypto/envelope.h"
@@ -257,8 +260,217 @@ TEST_F(GatewayTest, TheLocalTokenServiceRefusesAgentsNotBehindTheCluster) {
   EXPECT_EQ(status.error_message(), "bad signature");
   status = ask(behind, behind_key.private_key, &token);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_THAT(token.relay_endpoint(), ::testing::StartsWith("ws://127.0.0.1:"));
+  EXPECT_THAT(token.relay_endpoint(), ::testing::StartsWith("http://127.0.0.1:"));
   EXPECT_EQ(token.entity(), "hc/machine-" + behind);
+}
+
+
+// Members, each with one local agent behind it, and runs through the cluster.
+class ClusterRunTest : public GatewayTest {
+ protected:
+  struct Member {
+    std::string dir;
+    std::unique_ptr<Child> process;
+    uint16_t service_port = 0;
+    uint16_t relay_port = 0;
+    std::string agent_dir;
+    std::unique_ptr<Child> agent;
+  };
+
+  void StartCluster(int members) {
+    account_ = getpwuid(geteuid())->pw_name;
+    accounts_file_ = dir_ + "/accounts";
+    auto line = agent::accounts::MakeFileAccountLine(account_, crypto::SecretBytes("desk-pass"),
+                                                     {.n = 1 << 10, .r = 8, .p = 1});
+    ASSERT_TRUE(line.ok());
+    WriteFile(accounts_file_, *line + "\n");
+    std::string out;
+    for (int i = 0; i < members; ++i) {
+      Member member;
+      member.dir = absl::StrCat(dir_, "/member-", i);
+      ASSERT_EQ(Enroll(i == 0 ? "create-cluster" : "join-cluster", member.dir, recovery_file_, &out), 0) << out;
+      members_.push_back(std::move(member));
+    }
+    for (int i = 0; i < members; ++i) StartMember(members_[i], 0, 0);
+    proto::ListClustersResponse clusters;
+    ASSERT_TRUE(clusters_->ListClusters(CloudHarness::Context(token_).get(), {}, &clusters).ok());
+    cluster_ = clusters.clusters(0);
+    for (int i = 0; i < members; ++i) {
+      Member& member = members_[i];
+      member.agent_dir = absl::StrCat(dir_, "/agent-", i);
+      ASSERT_EQ(Command({kAgent, "register", "--cloud", Cloud(), "--insecure", "--token-file", token_file_,
+                         "--name", absl::StrCat("desk-", i), "--cluster", "site-a", "--data_dir",
+                         member.agent_dir},
+                        &out),
+                0)
+          << out;
+      StartAgent(member);
+    }
+    // Every member listens on the cluster entity (the relay lists them).
+    const absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline && ListenerCount() < members) absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_EQ(ListenerCount(), members);
+    connection_id_ = "conn-cluster-000000001";
+    proto::CreateConnectionRequest request;
+    request.set_connection_id(connection_id_);
+    request.set_name("cluster");
+    request.mutable_target()->set_cluster_id(cluster_.cluster_id());
+    request.set_username(account_);
+    request.set_mode(proto::RUN_MODE_UNATTENDED);
+    *request.mutable_sealed_credentials() = *crypto::SealCredentials(
+        cluster_.cluster_pub(), connection_id_, {account_, crypto::SecretBytes("desk-pass")});
+    proto::Connection connection;
+    ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection).ok());
+    ledger_file_ = dir_ + "/ran";
+    proto::CreateFlowRequest flow;
+    flow.set_name("tagged");
+    flow.set_definition_json(absl::StrCat(
+        R"({"name":"tagged","inputs":[{"name":"Tag","type":"text"}],"actions":[
+          {"action":"Flow.Wait","duration_ms":200},
+          {"action":"File.WriteText","path":")", ledger_file_, R"(","text":"%Tag%\n","append":true}]})"));
+    proto::Flow created;
+    ASSERT_TRUE(flows_->CreateFlow(CloudHarness::Context(token_).get(), flow, &created).ok());
+    flow_id_ = created.flow_id();
+  }
+
+  void StartMember(Member& member, uint16_t relay_port, uint16_t service_port) {
+    const std::string ports = member.dir + ".ports";
+    unlink((ports + ".relay").c_str());
+    unlink((ports + ".service").c_str());
+    member.process = std::make_unique<Child>(std::vector<std::string>{
+        kGateway, "run", "--insecure", "--data_dir", member.dir, "--local_relay_listen",
+        absl::StrCat("127.0.0.1:", relay_port), "--service_listen", absl::StrCat("127.0.0.1:", service_port),
+        "--relay_port_file", ports + ".relay", "--service_port_file", ports + ".service"});
+    member.service_port = WaitForPort(ports + ".service");
+    member.relay_port = WaitForPort(ports + ".relay");
+    ASSERT_NE(member.service_port, 0) << member.process->err();
+  }
+
+  void StartAgent(Member& member) {
+    member.agent = std::make_unique<Child>(std::vector<std::string>{
+        kAgent, "run", "--data_dir", member.agent_dir, "--accounts", "file:" + accounts_file_, "--runner",
+        kRunner, "--via-gateway", absl::StrCat("127.0.0.1:", member.service_port)});
+    const absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline &&
+           ReadFile(member.agent_dir + "/status.json").find("connected") == std::string::npos) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+
+  int ListenerCount() {
+    net::PresenceOptions presence;
+    presence.relay_url = h_->relay().url();
+    presence.token = net::testing::MakeToken(net::testing::kManageKey, cluster_entity(), absl::Minutes(5));
+    auto answer = net::FetchRelayPresence(presence, cluster_entity());
+    return answer.ok() ? static_cast<int>(answer->listener_count()) : 0;
+  }
+  std::string cluster_entity() {
+    if (cluster_.entity().empty()) {
+      proto::ListClustersResponse clusters;
+      clusters_->ListClusters(CloudHarness::Context(token_).get(), {}, &clusters);
+      if (clusters.clusters_size() > 0) cluster_ = clusters.clusters(0);
+    }
+    return cluster_.entity().substr(3);
+  }
+
+  std::string Submit(const std::string& tag) {
+    proto::RunFlowRequest request;
+    request.set_flow_id(flow_id_);
+    request.set_connection_id(connection_id_);
+    (*request.mutable_inputs())["Tag"] = tag;
+    proto::RunFlowResponse response;
+    grpc::Status status = runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.run_id();
+  }
+
+  proto::Run WaitForEnd(const std::string& run_id) {
+    const absl::Time deadline = absl::Now() + kWait;
+    proto::GetRunRequest get;
+    get.set_run_id(run_id);
+    proto::Run run;
+    while (absl::Now() < deadline) {
+      runs_->GetRun(CloudHarness::Context(token_).get(), get, &run);
+      if (run.state() >= proto::RUN_STATE_SUCCEEDED) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return run;
+  }
+
+  // How many times each tag was written by a run.
+  std::map<std::string, int> Executions() {
+    std::map<std::string, int> count;
+    for (absl::string_view line : absl::StrSplit(ReadFile(ledger_file_), '\n', absl::SkipEmpty())) {
+      ++count[std::string(line)];
+    }
+    return count;
+  }
+
+  std::vector<Member> members_;
+  proto::GatewayCluster cluster_;
+  std::string account_, accounts_file_, connection_id_, flow_id_, ledger_file_;
+};
+
+TEST_F(ClusterRunTest, ARunGoesThroughAMemberToItsAgentWithTheEnvelopeResealed) {
+  StartCluster(1);
+  const std::string run_id = Submit("one");
+  proto::Run run = WaitForEnd(run_id);
+  ASSERT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED)
+      << run.error().message() << "\n" << members_[0].process->err() << members_[0].agent->err();
+  EXPECT_EQ(Executions()["one"], 1);
+  // The plaintext never reached a log.
+  EXPECT_THAT(members_[0].process->err(), ::testing::Not(HasSubstr("desk-pass")));
+  EXPECT_THAT(members_[0].agent->err(), ::testing::Not(HasSubstr("desk-pass")));
+
+  // A tampered cluster envelope is refused by the member, before any agent sees it.
+  const std::string id = "conn-cluster-tampered01";
+  proto::CreateConnectionRequest request;
+  request.set_connection_id(id);
+  request.set_name("tampered");
+  request.mutable_target()->set_cluster_id(cluster_.cluster_id());
+  request.set_username(account_);
+  request.set_mode(proto::RUN_MODE_UNATTENDED);
+  auto sealed = crypto::SealCredentials(cluster_.cluster_pub(), id, {account_, crypto::SecretBytes("desk-pass")});
+  std::string ciphertext = sealed->ciphertext();
+  ciphertext[3] ^= 0x40;
+  sealed->set_ciphertext(ciphertext);
+  *request.mutable_sealed_credentials() = *sealed;
+  proto::Connection connection;
+  ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection).ok());
+  connection_id_ = id;
+  run = WaitForEnd(Submit("tampered"));
+  EXPECT_EQ(run.state(), proto::RUN_STATE_FAILED);
+  EXPECT_THAT(run.error().message(), HasSubstr("JOB_REJECT_CODE_CREDENTIALS_UNREADABLE"));
+  EXPECT_EQ(Executions().count("tampered"), 0u);
+}
+
+TEST_F(ClusterRunTest, ThreeMembersShareTheRunsAndAKilledMemberLosesNone) {
+  StartCluster(3);
+  std::vector<std::string> runs;
+  for (int i = 0; i < 12; ++i) runs.push_back(Submit(absl::StrCat("tag-", i)));
+  // Kill one member once runs are flowing, then bring it back on the same ports (its agent
+  // reconnects to it, holding whatever it accepted).
+  const absl::Time deadline = absl::Now() + kWait;
+  while (absl::Now() < deadline && Executions().size() < 2) absl::SleepFor(absl::Milliseconds(20));
+  Member& victim = members_[1];
+  victim.process->Signal(SIGKILL);
+  victim.process->Wait();
+  StartMember(victim, victim.relay_port, victim.service_port);
+  for (const std::string& run_id : runs) {
+    proto::Run run = WaitForEnd(run_id);
+    EXPECT_EQ(run.state(), proto::RUN_STATE_SUCCEEDED) << run_id << ": " << run.state_detail() << " "
+                                                       << run.error().message();
+  }
+  std::map<std::string, int> executions = Executions();
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(executions[absl::StrCat("tag-", i)], 1) << "tag-" << i;
+  // The runs were spread: more than one agent ran some.
+  int agents_used = 0;
+  for (Member& member : members_) {
+    if (ReadFile(member.agent_dir + "/status.json").find("JOB_STATE_SUCCEEDED") != std::string::npos) {
+      ++agents_used;
+    }
+  }
+  EXPECT_GE(agents_used, 2);
 }
 
 }  // namespace

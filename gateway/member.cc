@@ -481,7 +481,7 @@ absl::StatusOr<std::unique_ptr<GatewayMember>> GatewayMember::Start(MemberOption
   impl->advertised_relay_url =
       !o.advertised_relay_url.empty()
           ? o.advertised_relay_url
-          : absl::StrCat(o.insecure ? "ws://" : "wss://", relay_address.first, ":", impl->local_relay->port());
+          : absl::StrCat(o.insecure ? "http://" : "https://", relay_address.first, ":", impl->local_relay->port());
 
   client::CloudEndpoint endpoint{o.identity.cloud(), o.identity.cloud_ca_file(), o.identity.cloud_insecure()};
   ASSIGN_OR_RETURN(impl->cloud, client::CloudClient::Create(endpoint, crypto::SecretBytes()));

@@ -29,7 +29,7 @@ struct MemberOptions {
   // The CA that signed tls_cert_file (the member checks its own relay); default: the cert itself.
   std::string local_ca_file;
   bool insecure = false;
-  // The local relay's URL as agents reach it; default ws(s)://<local_relay_listen host>:<port>.
+  // The local relay's URL as agents reach it; default http(s)://<local_relay_listen host>:<port>.
   std::string advertised_relay_url;
 };
 
