@@ -366,6 +366,14 @@ std::string RunnerPath(const AgentFlags& flags) {
   return dir + "/flow_runner";
 }
 
+// The relay listener takes the relay's base URL as http(s); the URL a cloud or gateway member
+// announces may name the WebSocket scheme instead (proto docs: "wss://relay.example.com:9350").
+std::string ListenerRelayUrl(absl::string_view url) {
+  if (absl::StartsWithIgnoreCase(url, "wss://")) return absl::StrCat("https://", url.substr(6));
+  if (absl::StartsWithIgnoreCase(url, "ws://")) return absl::StrCat("http://", url.substr(5));
+  return std::string(url);
+}
+
 // The Ed25519 public keys of the members of the cluster this machine is registered behind, by
 // member id, from a machine-signed GetMachineCluster call to the cloud.
 absl::StatusOr<std::map<std::string, std::string>> FetchMemberKeys(const client::CloudClient& cloud,
@@ -478,7 +486,7 @@ int Run(const AgentFlags& flags) {
   status_file.SetJobs(jobs.status(), (*ledger)->RecentResults(5));
 
   net::ListenerOptions listener;
-  listener.relay_url = relay_url;
+  listener.relay_url = ListenerRelayUrl(relay_url);
   listener.entity = std::string(absl::StripPrefix(entity, "hc/"));
   listener.listener_id = identity->machine_id();
   listener.ca_file = relay_ca;

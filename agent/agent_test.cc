@@ -828,7 +828,8 @@ class GatewayModeTest : public AgentTest {
   // Registers behind the cluster and runs the agent through `gateway_`.
   void RegisterAndRunViaGateway() {
     Register({"--cluster", "site-a"});
-    gateway_ = std::make_unique<FakeGateway>(h_->relay().url(),
+    // A member may announce its relay by the WebSocket scheme; the agent takes either.
+    gateway_ = std::make_unique<FakeGateway>(absl::StrCat("ws://127.0.0.1:", h_->relay().port()),
                                              std::map<std::string, std::string>{
                                                  {machine_.machine_id(), machine_.ed25519_pub()}});
     agent_ = StartAgent({"--via-gateway", gateway_->address()});
