@@ -22,7 +22,8 @@ What is built so far (see README.md, "Status"):
   //cloud:cloud_server the cloud API, run queue and dispatcher (docs/CLOUD.md)
   //tools/tetherctl   the user CLI (docs/TETHERCTL.md)
   //agent:agent       the desktop agent and its flow runner (agent/README.md)
-Missing before a demo can run: //gateway:gateway and //tools/devstack (issues 6 and 7).
+  //gateway:gateway   on-premises gateway clusters (gateway/README.md)
+Missing before a demo can run: //tools/devstack (issue 7).
 
 Meanwhile, the credential crypto at work (an X25519 key pair derived from a seed, then an HPKE
 seal and open with Tether's suite, X25519 / HKDF-SHA256 / AES-256-GCM):
