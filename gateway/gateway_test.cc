@@ -462,7 +462,17 @@ TEST_F(ClusterRunTest, ThreeMembersShareTheRunsAndAKilledMemberLosesNone) {
                                                        << run.error().message();
   }
   std::map<std::string, int> executions = Executions();
-  for (int i = 0; i < 12; ++i) EXPECT_EQ(executions[absl::StrCat("tag-", i)], 1) << "tag-" << i;
+  for (int i = 0; i < 12; ++i) {
+#ifdef TETHER_CLUSTER_EXACTLY_ONCE
+    // Not guaranteed yet (gateway/README.md, "Clusters"): a JobAccepted lost with the killed
+    // member lets the cloud re-send the run to another member's agent. This build of the test
+    // (//gateway:gateway_exactly_once_test, manual) reproduces that about one run in five.
+    EXPECT_EQ(executions[absl::StrCat("tag-", i)], 1) << "tag-" << i;
+#else
+    // Guaranteed: no run is lost (each one ran, and succeeded, above).
+    EXPECT_GE(executions[absl::StrCat("tag-", i)], 1) << "tag-" << i;
+#endif
+  }
   // The runs were spread: more than one agent ran some.
   int agents_used = 0;
   for (Member& member : members_) {
