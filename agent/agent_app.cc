@@ -28,6 +28,7 @@
 #include "common/base/log.h"
 #include "common/base/status_macros.h"
 #include "common/client/cloud_client.h"
+#include "common/client/data_dir.h"
 #include "common/client/secret_input.h"
 #include "common/crypto/digest.h"
 #include "common/crypto/ed25519.h"
@@ -48,41 +49,22 @@ int Fail(const absl::Status& status) {
 
 std::string PathIn(const std::string& dir, absl::string_view file) { return absl::StrCat(dir, "/", file); }
 
-absl::Status EnsureDataDir(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot create ", dir, ": ", std::strerror(errno)));
-  }
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(dir, " is not a directory"));
-  }
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory ", dir, " is readable by others (mode ", absl::StrCat(st.st_mode & 0777),
-        "); it holds private keys: chmod 700"));
-  }
-  return absl::OkStatus();
-}
+absl::Status EnsureDataDir(const std::string& dir) { return client::EnsurePrivateDir(dir); }
 
 absl::StatusOr<AgentIdentity> LoadIdentity(const std::string& dir) {
   const std::string path = PathIn(dir, kIdentityFile);
-  absl::StatusOr<crypto::SecretBytes> text = crypto::ReadSecretFile(path);
-  if (absl::IsNotFound(text.status())) {
+  AgentIdentity identity;
+  absl::Status status = client::ReadTextProto(path, &identity);
+  if (absl::IsNotFound(status)) {
     return absl::FailedPreconditionError(
         absl::StrCat("not registered: no ", path, " (run `agent register` first)"));
   }
-  RETURN_IF_ERROR(text.status());
-  AgentIdentity identity;
-  if (!google::protobuf::TextFormat::ParseFromString(std::string(text->view()), &identity)) {
-    return absl::DataLossError(absl::StrCat(path, " does not parse"));
-  }
+  RETURN_IF_ERROR(status);
   return identity;
 }
 
 absl::Status SaveIdentity(const std::string& dir, const AgentIdentity& identity) {
-  std::string text;
-  google::protobuf::TextFormat::PrintToString(identity, &text);
-  return crypto::WriteSecretFile(PathIn(dir, kIdentityFile), crypto::SecretBytes(text), /*overwrite=*/true);
+  return client::WriteTextProto(PathIn(dir, kIdentityFile), identity);
 }
 
 client::CloudEndpoint Endpoint(const AgentIdentity& identity) {

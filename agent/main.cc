@@ -44,16 +44,8 @@ ABSL_FLAG(int64_t, shutdown_grace_s, 30, "run: on SIGTERM, time the running job 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Tether agent: register | join-group | run | status (agent/README.md)");
-  // Flags are spelled as in the docs (--token-file) or absl's way (--token_file).
   std::vector<std::string> storage;
   std::vector<char*> args = tether::ExpandConfigFlag(argc, argv, &storage);
-  for (char* arg : args) {
-    if (arg[0] == '-' && arg[1] == '-') {
-      for (char* c = arg + 2; *c != '\0' && *c != '='; ++c) {
-        if (*c == '-') *c = '_';
-      }
-    }
-  }
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   signal(SIGPIPE, SIG_IGN);
   // SIGTERM/SIGINT are taken synchronously by `run`'s main thread; block them before any thread

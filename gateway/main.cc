@@ -37,13 +37,6 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Tether gateway: create-cluster | join-cluster | run (gateway/README.md)");
   std::vector<std::string> storage;
   std::vector<char*> args = tether::ExpandConfigFlag(argc, argv, &storage);
-  for (char* arg : args) {  // --recovery-key-file and --recovery_key_file alike
-    if (arg[0] == '-' && arg[1] == '-') {
-      for (char* c = arg + 2; *c != '\0' && *c != '='; ++c) {
-        if (*c == '-') *c = '_';
-      }
-    }
-  }
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   signal(SIGPIPE, SIG_IGN);
   sigset_t signals;

@@ -19,6 +19,12 @@ std::vector<char*> ExpandConfigFlag(int argc, char** argv, std::vector<std::stri
   for (int i = 0; i < argc; ++i) {
     std::string arg = argv[i];
     if (absl::StartsWith(arg, "--config=")) arg = "--flagfile=" + arg.substr(9);
+    // Flags may be spelled as the docs do (--token-file) or as absl does (--token_file).
+    if (i > 0 && absl::StartsWith(arg, "--")) {
+      for (size_t c = 2; c < arg.size() && arg[c] != '='; ++c) {
+        if (arg[c] == '-') arg[c] = '_';
+      }
+    }
     storage->push_back(arg);
   }
   for (std::string& arg : *storage) args.push_back(arg.data());

@@ -12,8 +12,9 @@
 
 namespace tether {
 
-// Rewrites --config=FILE (the documented spelling) into absl's --flagfile=FILE. `storage` keeps
-// the strings the returned pointers point into.
+// Rewrites --config=FILE (the documented spelling) into absl's --flagfile=FILE, and dashes in
+// flag names into underscores (--token-file is --token_file; values are left alone). `storage`
+// keeps the strings the returned pointers point into.
 std::vector<char*> ExpandConfigFlag(int argc, char** argv, std::vector<std::string>* storage);
 
 // Writes "<port>\n" to `path` atomically (temporary file, then rename), so a reader never sees a

@@ -18,6 +18,17 @@ TEST(ServiceMainTest, ConfigBecomesFlagfileAndOtherArgumentsStay) {
   EXPECT_STREQ(args[2], "--port_file=p");
 }
 
+TEST(ServiceMainTest, DashedFlagNamesBecomeUnderscoredButValuesStay) {
+  char a0[] = "prog", a1[] = "--token-file=/a-b/c-d", a2[] = "--data-dir", a3[] = "x-y", a4[] = "-v";
+  char* argv[] = {a0, a1, a2, a3, a4};
+  std::vector<std::string> storage;
+  std::vector<char*> args = ExpandConfigFlag(5, argv, &storage);
+  EXPECT_STREQ(args[1], "--token_file=/a-b/c-d");
+  EXPECT_STREQ(args[2], "--data_dir");
+  EXPECT_STREQ(args[3], "x-y");
+  EXPECT_STREQ(args[4], "-v");
+}
+
 TEST(ServiceMainTest, PortFileHoldsThePortAndANewline) {
   const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/port";
   ASSERT_TRUE(WritePortFile(path, 43210).ok());
