@@ -32,10 +32,15 @@
 #include "common/proto/gateway.grpc.pb.h"
 #include "common/proto/signing_input.h"
 #include "gmock/gmock.h"
+#include "common/testing/child_process.h"
 #include "gtest/gtest.h"
 
 namespace tether::agent {
 namespace {
+
+using Child = ::tether::testing::ChildProcess;
+using ::tether::testing::ReadFileOrEmpty;
+std::string ReadFile(const std::string& path) { return ReadFileOrEmpty(path); }
 
 using ::testing::HasSubstr;
 using cloud::testing::CloudHarness;
@@ -44,12 +49,6 @@ constexpr absl::Duration kWait = absl::Seconds(30);
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0600) {
   {
@@ -59,51 +58,6 @@ void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0
   chmod(path.c_str(), mode);
 }
 
-// A child process with stdout/stderr captured to files.
-class Child {
- public:
-  explicit Child(std::vector<std::string> args) {
-    static int counter = 0;
-    out_ = absl::StrCat(TempDir(), "/agent-child-", ++counter, ".out");
-    err_ = absl::StrCat(TempDir(), "/agent-child-", counter, ".err");
-    pid_ = fork();
-    if (pid_ == 0) {
-      int out = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int null = open("/dev/null", O_RDONLY);
-      dup2(null, 0);
-      dup2(out, 1);
-      dup2(err, 2);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Child() { Signal(SIGKILL), Wait(); }
-  void Signal(int signal) {
-    if (pid_ > 0) kill(pid_, signal);
-  }
-  int Wait() {
-    if (pid_ <= 0) return status_;
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return status_;
-  }
-  std::string out() const { return ReadFile(out_); }
-  std::string err() const { return ReadFile(err_); }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::string out_, err_;
-};
 
 constexpr char kAgent[] = "agent/agent";
 constexpr char kRunner[] = "agent/runner/flow_runner";

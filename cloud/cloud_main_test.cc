@@ -29,65 +29,20 @@
 #include "common/proto/cloud.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
+#include "common/testing/child_process.h"
 #include "gtest/gtest.h"
 
 namespace tether::cloud {
 namespace {
 
+using Child = ::tether::testing::ChildProcess;
+std::string ReadFile(const std::string& path) { return ::tether::testing::ReadFileOrEmpty(path); }
+
 using ::testing::HasSubstr;
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
-// A child process with stdout and stderr captured to files.
-class Child {
- public:
-  explicit Child(std::vector<std::string> args) {
-    static int counter = 0;
-    out_ = absl::StrCat(TempDir(), "/child-", ++counter, ".out");
-    err_ = absl::StrCat(TempDir(), "/child-", counter, ".err");
-    pid_ = fork();
-    if (pid_ == 0) {
-      int out = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(out, 1);
-      dup2(err, 2);
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Child() { Kill(SIGKILL); }
-  void Kill(int signal) {
-    if (pid_ > 0) {
-      kill(pid_, signal);
-      Wait();
-    }
-  }
-  int Wait() {
-    if (pid_ <= 0) return status_;
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return status_;
-  }
-  std::string out() const { return ReadFile(out_); }
-  std::string err() const { return ReadFile(err_); }
-
- private:
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::string out_, err_;
-};
 
 constexpr char kBinary[] = "cloud/cloud_server";
 
@@ -236,7 +191,7 @@ TEST_F(CloudMainTest, AdminCreatesUsersOnceAndRefusesWhileTheServerRuns) {
   EXPECT_THAT(HttpGet("/healthz"), HasSubstr("200 OK"));
   EXPECT_THAT(HttpGet("/metrics"), HasSubstr("tether_cloud_runs_active 0"));
   EXPECT_THAT(HttpGet("/nope"), HasSubstr("404"));
-  server->Kill(SIGTERM);
+  server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(), 0) << server->err();
   // The signing key is private to the service account.
   struct stat st;
@@ -320,7 +275,8 @@ TEST_F(CloudMainTest, SigkillMidDispatchLosesNoRunAndRunsNoneTwice) {
   }
   // Kill it while it dispatches: some runs done, some in flight, some queued.
   ASSERT_TRUE((*agent)->WaitForAccepted(5, absl::Seconds(30)));
-  server->Kill(SIGKILL);
+  server->Signal(SIGKILL);
+  server->Wait();
   const size_t accepted_at_kill = (*agent)->accepted_jobs().size();
   EXPECT_LT(accepted_at_kill, static_cast<size_t>(kRuns)) << "the kill came too late to test anything";
 

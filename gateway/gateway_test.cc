@@ -30,27 +30,27 @@
 #include "common/crypto/password_kdf.h"
 #include "common/proto/gateway.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "common/testing/child_process.h"
 #include "gtest/gtest.h"
 
 namespace tether::gateway {
 namespace {
 
+using Child = ::tether::testing::ChildProcess;
+using ::tether::testing::ReadFileOrEmpty;
+std::string ReadFile(const std::string& path) { return ReadFileOrEmpty(path); }
+
 using ::testing::HasSubstr;
 using cloud::testing::CloudHarness;
 
 constexpr absl::Duration kWait = absl::Seconds(60);
+uint16_t WaitForPort(const std::string& file) { return ::tether::testing::WaitForPortFile(file, kWait); }
 constexpr char kGateway[] = "gateway/gateway";
 constexpr char kAgent[] = "agent/agent";
 constexpr char kRunner[] = "agent/runner/flow_runner";
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void WriteFile(const std::string& path, const std::string& text) {
   {
@@ -60,65 +60,7 @@ void WriteFile(const std::string& path, const std::string& text) {
   chmod(path.c_str(), 0600);
 }
 
-class Child {
- public:
-  explicit Child(std::vector<std::string> args) {
-    static int counter = 0;
-    out_ = absl::StrCat(TempDir(), "/gw-child-", ++counter, ".out");
-    err_ = absl::StrCat(TempDir(), "/gw-child-", counter, ".err");
-    pid_ = fork();
-    if (pid_ == 0) {
-      int out = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int null = open("/dev/null", O_RDONLY);
-      dup2(null, 0);
-      dup2(out, 1);
-      dup2(err, 2);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-  }
-  ~Child() {
-    Signal(SIGKILL);
-    Wait();
-  }
-  void Signal(int signal) {
-    if (pid_ > 0) kill(pid_, signal);
-  }
-  int Wait() {
-    if (pid_ <= 0) return status_;
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return status_;
-  }
-  std::string err() const { return ReadFile(err_) + ReadFile(out_); }
 
- private:
-  pid_t pid_ = -1;
-  int status_ = -1;
-  std::string out_, err_;
-};
-
-uint16_t WaitForPort(const std::string& file) {
-  const absl::Time deadline = absl::Now() + kWait;
-  while (absl::Now() < deadline) {
-    std::string text = ReadFile(file);
-    int port = 0;
-    if (!text.empty() && text.back() == '\n' && absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &port)) {
-      return static_cast<uint16_t>(port);
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return 0;
-}
 
 class GatewayTest : public ::testing::Test {
  protected:
@@ -147,7 +89,7 @@ class GatewayTest : public ::testing::Test {
   int Command(std::vector<std::string> args, std::string* output = nullptr) {
     Child child(args);
     int code = child.Wait();
-    if (output != nullptr) *output = child.err();
+    if (output != nullptr) *output = child.err() + child.out();
     return code;
   }
 
