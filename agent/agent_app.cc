@@ -26,6 +26,7 @@
 #include "common/base/clock.h"
 #include "common/base/hex.h"
 #include "common/base/log.h"
+#include "common/base/service_main.h"
 #include "common/base/status_macros.h"
 #include "common/client/cloud_client.h"
 #include "common/client/data_dir.h"
@@ -514,10 +515,7 @@ int Run(const AgentFlags& flags) {
                             {"via_gateway", flags.via_gateway}});
 
   // Wait for SIGTERM/SIGINT, refreshing status.json every second.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = TerminationSignals();
   while (true) {
     timespec second{1, 0};
     int received = sigtimedwait(&signals, nullptr, &second);

@@ -47,14 +47,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> storage;
   std::vector<char*> args = tether::ExpandConfigFlag(argc, argv, &storage);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-  signal(SIGPIPE, SIG_IGN);
   // SIGTERM/SIGINT are taken synchronously by `run`'s main thread; block them before any thread
   // starts so no other thread ever receives them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  tether::BlockTerminationSignals();
 
   tether::agent::AgentFlags flags;
   flags.data_dir = absl::GetFlag(FLAGS_data_dir);

@@ -71,7 +71,6 @@ int main(int argc, char** argv) {
   std::vector<std::string> storage;
   std::vector<char*> args = tether::ExpandConfigFlag(argc, argv, &storage);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-  signal(SIGPIPE, SIG_IGN);
   if (positional.size() > 1 && std::string(positional[1]) == "admin") return Admin(positional);
   if (positional.size() > 1) {
     return Fail(absl::StrCat("unknown command \"", positional[1], "\" (commands: admin)"));
@@ -97,11 +96,8 @@ int main(int argc, char** argv) {
   }
 
   // Signals are taken synchronously by this thread; the server's threads never see them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  tether::BlockTerminationSignals();
+  const sigset_t signals = tether::TerminationSignals();
 
   auto server = tether::cloud::CloudServer::Start(std::move(options));
   if (!server.ok()) return Fail(std::string(server.status().message()));

@@ -175,10 +175,7 @@ int Run(const GatewayFlags& flags) {
       return Fail(s);
     }
   }
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = TerminationSignals();
   int received = 0;
   sigwait(&signals, &received);
   LogInfo("gateway_signal", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});

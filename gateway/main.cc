@@ -38,12 +38,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> storage;
   std::vector<char*> args = tether::ExpandConfigFlag(argc, argv, &storage);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  tether::BlockTerminationSignals();
 
   tether::gateway::GatewayFlags flags;
   flags.data_dir = absl::GetFlag(FLAGS_data_dir);

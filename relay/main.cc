@@ -108,12 +108,8 @@ int main(int argc, char** argv) {
   options.keys = std::make_shared<const tether::crypto::SasKeyRing>(*std::move(ring));
 
   // Signals are taken synchronously by this thread; the I/O threads never see them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  tether::BlockTerminationSignals();
+  const sigset_t signals = tether::TerminationSignals();
 
   auto server = tether::relay::RelayServer::Create(std::move(options));
   if (!server.ok()) return Fail(std::string(server.status().message()));

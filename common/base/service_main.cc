@@ -1,6 +1,8 @@
 #include "common/base/service_main.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,6 +31,20 @@ std::vector<char*> ExpandConfigFlag(int argc, char** argv, std::vector<std::stri
   }
   for (std::string& arg : *storage) args.push_back(arg.data());
   return args;
+}
+
+sigset_t TerminationSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+void BlockTerminationSignals() {
+  const sigset_t signals = TerminationSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
 }
 
 absl::Status WritePortFile(const std::string& path, uint16_t port) {

@@ -3,6 +3,8 @@
 #ifndef TETHER_COMMON_BASE_SERVICE_MAIN_H_
 #define TETHER_COMMON_BASE_SERVICE_MAIN_H_
 
+#include <signal.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,6 +18,14 @@ namespace tether {
 // flag names into underscores (--token-file is --token_file; values are left alone). `storage`
 // keeps the strings the returned pointers point into.
 std::vector<char*> ExpandConfigFlag(int argc, char** argv, std::vector<std::string>* storage);
+
+// SIGINT and SIGTERM, the signals that stop a service.
+sigset_t TerminationSignals();
+
+// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread it starts afterwards:
+// call it first in main, then take them synchronously with sigwait(TerminationSignals()). Also
+// ignores SIGPIPE (a write to a closed socket is an error to handle, not a reason to die).
+void BlockTerminationSignals();
 
 // Writes "<port>\n" to `path` atomically (temporary file, then rename), so a reader never sees a
 // partial number.
