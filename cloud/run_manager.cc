@@ -42,6 +42,7 @@ struct RunManager::Slot {
   std::string key;         // "m:<machine>" or "c:<cluster>#<n>"
   std::string entity;
   std::string machine_id;  // empty for cluster slots
+  std::string member_id;   // cluster slots: the gateway member (relay listener id) it reaches
   std::string group_id;    // the machine's group, as last read
   bool group_known = false;
   std::string run_id;      // the run assigned to the link, if any
@@ -92,7 +93,12 @@ std::string QueueNameOf(const storage::StoredRun& stored) {
         return absl::StrCat("m:", run.machine_id());
       }
       return absl::StrCat("g:", run.target().group_id());
-    case proto::ConnectionTarget::kClusterId: return absl::StrCat("c:", run.target().cluster_id());
+    case proto::ConnectionTarget::kClusterId:
+      // Pinned to the member that may hold it, like a group run to its machine.
+      if (stored.maybe_delivered() && !run.machine_id().empty()) {
+        return absl::StrCat("c:", run.target().cluster_id(), "@", run.machine_id());
+      }
+      return absl::StrCat("c:", run.target().cluster_id());
     default: return "";
   }
 }
@@ -307,13 +313,16 @@ void RunManager::ScheduleLocked() {
         TryAssignLocked(slot, {slot_key, name});
       }
     } else if (name[0] == 'c') {
-      const std::string entity = absl::StrCat("hc/cluster-", id);
-      int slots = 1;
-      auto presence = presence_.find(entity);
-      if (presence != presence_.end()) slots = std::clamp(presence->second.first, 1, 10);
-      for (int i = 0; i < slots; ++i) {
-        Slot& slot = SlotLocked(absl::StrCat(name, "#", i), entity, "");
-        TryAssignLocked(slot, {name});
+      // One slot per member listening on the cluster's entity (relay presence lists them by
+      // member id); each serves the cluster's queue and the runs pinned to it.
+      const std::string cluster_id = id.substr(0, id.find('@'));
+      const std::string entity = absl::StrCat("hc/cluster-", cluster_id);
+      auto presence = cluster_members_.find(entity);
+      if (presence == cluster_members_.end()) continue;  // the scheduler asks the relay first
+      for (const std::string& member_id : presence->second) {
+        Slot& slot = SlotLocked(absl::StrCat("c:", cluster_id, "#", member_id), entity, "");
+        slot.member_id = member_id;
+        TryAssignLocked(slot, {absl::StrCat("c:", cluster_id), absl::StrCat("c:", cluster_id, "@", member_id)});
       }
     }
   }
@@ -323,9 +332,37 @@ void RunManager::SchedulerLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
     dirty_ = false;
+    // Clusters with queued runs: which members listen now (asked outside the lock).
+    std::set<std::string> stale;
+    for (const auto& [name, queue] : queues_) {
+      if (name[0] != 'c' || queue.empty()) continue;
+      const std::string entity = absl::StrCat("hc/cluster-", name.substr(2, name.find('@') - 2));
+      auto fetched = cluster_members_fetched_.find(entity);
+      if (fetched == cluster_members_fetched_.end() ||
+          absl::Now() - fetched->second > options_.presence_ttl) {
+        stale.insert(entity);
+      }
+    }
+    if (!stale.empty()) {
+      mu_.Unlock();
+      std::map<std::string, std::vector<std::string>> answers;
+      for (const std::string& entity : stale) {
+        absl::StatusOr<proto::ListenerPresence> presence = FetchPresence(entity);
+        if (presence.ok()) {
+          answers[entity].assign(presence->listener_ids().begin(), presence->listener_ids().end());
+        }
+      }
+      mu_.Lock();
+      for (const std::string& entity : stale) {
+        cluster_members_fetched_[entity] = absl::Now();
+        auto answer = answers.find(entity);
+        if (answer != answers.end()) cluster_members_[entity] = answer->second;
+      }
+      if (stopping_) break;
+    }
     ScheduleLocked();
     // Wake at the earliest retry of a slot with work, or when something changes.
-    absl::Time wake = absl::Now() + absl::Seconds(1);
+    absl::Time wake = absl::Now() + std::min(absl::Seconds(1), options_.presence_ttl);
     for (const auto& [key, slot] : slots_) {
       if (slot->run_id.empty() && slot->retry_after > absl::Now()) {
         wake = std::min(wake, slot->retry_after);
@@ -554,6 +591,7 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
     net::SenderOptions sender;
     sender.relay_url = options_.relay_url;
     sender.entity = RelayName(slot->entity);
+    sender.listener_id = slot->member_id;
     sender.token = SendToken(slot->entity);
     sender.ca_file = options_.relay_ca_file;
     absl::StatusOr<std::unique_ptr<net::SenderChannel>> channel = net::RelaySender::Connect(sender);
@@ -678,9 +716,11 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
       proto::Run& r = *s.mutable_run();
       r.set_state(proto::RUN_STATE_DISPATCHING);
       r.set_state_detail(absl::StrCat("sent to ", slot->entity));
-      if (!slot->machine_id.empty()) r.set_machine_id(slot->machine_id);
+      // The run is pinned to where it may now be: the machine, or the gateway member.
+      const std::string& pin = slot->machine_id.empty() ? slot->member_id : slot->machine_id;
+      if (!pin.empty()) r.set_machine_id(pin);
       r.set_attempt_count(r.attempt_count() + 1);
-      s.set_maybe_delivered(!slot->machine_id.empty());
+      s.set_maybe_delivered(!pin.empty());
     });
     if (absl::IsNotFound(status)) return release(false, "");  // cancelled meanwhile: send nothing
     if (!status.ok()) return release(true, "run store write failed");
@@ -1135,15 +1175,7 @@ proto::MachineStatus RunManager::EntityStatus(const std::string& entity) {
       return it->second.first > 0 ? proto::MACHINE_STATUS_ONLINE : proto::MACHINE_STATUS_OFFLINE;
     }
   }
-  net::PresenceOptions presence;
-  presence.relay_url = options_.relay_url;
-  presence.ca_file = options_.relay_ca_file;
-  presence.timeout = kPresenceTimeout;
-  presence.token = crypto::CreateSasToken(absl::StrCat("/$", entity), options_.manage_key.name,
-                                          options_.manage_key.key,
-                                          absl::ToUnixSeconds(WallNow() + absl::Minutes(5)));
-  absl::StatusOr<proto::ListenerPresence> answer =
-      net::FetchRelayPresence(presence, RelayName(entity));
+  absl::StatusOr<proto::ListenerPresence> answer = FetchPresence(entity);
   if (!answer.ok()) {
     LogWarning("presence_failed", {{"entity", entity}, {"error", answer.status().ToString()}});
     return proto::MACHINE_STATUS_UNSPECIFIED;
@@ -1168,6 +1200,17 @@ void RunManager::EntityComingOnline(const std::string& entity) {
   presence_.erase(entity);
   dirty_ = true;
   scheduler_cv_.Signal();
+}
+
+absl::StatusOr<proto::ListenerPresence> RunManager::FetchPresence(const std::string& entity) const {
+  net::PresenceOptions presence;
+  presence.relay_url = options_.relay_url;
+  presence.ca_file = options_.relay_ca_file;
+  presence.timeout = kPresenceTimeout;
+  presence.token = crypto::CreateSasToken(absl::StrCat("/$", entity), options_.manage_key.name,
+                                          options_.manage_key.key,
+                                          absl::ToUnixSeconds(WallNow() + absl::Minutes(5)));
+  return net::FetchRelayPresence(presence, RelayName(entity));
 }
 
 std::string RunManager::CurrentRun(const std::string& machine_id) {

@@ -48,6 +48,7 @@
 #include "common/crypto/sas_token.h"
 #include "common/crypto/secret.h"
 #include "common/proto/cloud.pb.h"
+#include "common/proto/relay.pb.h"
 #include "common/store/group_commit.h"
 #include "common/store/store.h"
 
@@ -178,6 +179,7 @@ class RunManager : public MachineStatusSource {
                                              const std::string& machine_id);
   absl::StatusOr<std::string> BuildSignedControl(const proto::ControlRequest& control);
   std::string SendToken(const std::string& entity) const;
+  absl::StatusOr<proto::ListenerPresence> FetchPresence(const std::string& entity) const;
 
   store::Store* const db_;
   store::GroupCommitWriter* const writer_;
@@ -196,6 +198,9 @@ class RunManager : public MachineStatusSource {
   // Slot key ("m:<machine>" or "c:<cluster>#<n>") -> its link state.
   std::map<std::string, std::unique_ptr<Slot>> slots_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::pair<int, absl::Time>> presence_ ABSL_GUARDED_BY(mu_);
+  // Cluster entity -> the member ids listening on it, and when the relay was last asked.
+  std::map<std::string, std::vector<std::string>> cluster_members_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> cluster_members_fetched_ ABSL_GUARDED_BY(mu_);
   RunManagerStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread scheduler_;
 };

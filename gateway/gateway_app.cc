@@ -165,6 +165,7 @@ int Run(const GatewayFlags& flags) {
   options.tls_key_file = flags.tls_key;
   options.local_ca_file = flags.local_ca;
   options.insecure = flags.insecure;
+  options.state_dir = flags.data_dir;
   absl::StatusOr<std::unique_ptr<GatewayMember>> member = GatewayMember::Start(std::move(options));
   if (!member.ok()) return Fail(member.status());
   if (!flags.relay_port_file.empty()) {

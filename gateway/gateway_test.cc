@@ -405,15 +405,9 @@ TEST_F(ClusterRunTest, ThreeMembersShareTheRunsAndAKilledMemberLosesNone) {
   }
   std::map<std::string, int> executions = Executions();
   for (int i = 0; i < 12; ++i) {
-#ifdef TETHER_CLUSTER_EXACTLY_ONCE
-    // Not guaranteed yet (gateway/README.md, "Clusters"): a JobAccepted lost with the killed
-    // member lets the cloud re-send the run to another member's agent. This build of the test
-    // (//gateway:gateway_exactly_once_test, manual) reproduces that about one run in five.
+// Each run exactly once: a run whose answer died with the killed member was pinned to it and
+    // is re-sent there, and the member sends it to the agent it recorded, whose ledger dedupes.
     EXPECT_EQ(executions[absl::StrCat("tag-", i)], 1) << "tag-" << i;
-#else
-    // Guaranteed: no run is lost (each one ran, and succeeded, above).
-    EXPECT_GE(executions[absl::StrCat("tag-", i)], 1) << "tag-" << i;
-#endif
   }
   // The runs were spread: more than one agent ran some.
   int agents_used = 0;

@@ -1,5 +1,8 @@
 #include "gateway/member.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -86,6 +89,10 @@ struct GatewayMember::Impl {
   std::vector<std::thread> threads ABSL_GUARDED_BY(mu);
   bool stopping ABSL_GUARDED_BY(mu) = false;
 
+  // Records (synced) that `job_id` goes to `machine_id` before it is sent there.
+  absl::Status RecordForward(const std::string& job_id, const std::string& machine_id);
+  absl::Status LoadForwards();
+
   // The machines behind the cluster, from the cloud (refreshed at most every 2 s on a miss).
   absl::StatusOr<proto::Machine> Machine(const std::string& machine_id, bool refresh);
   std::vector<proto::Machine> Machines();
@@ -98,6 +105,31 @@ struct GatewayMember::Impl {
               std::shared_ptr<std::deque<std::string>> inbox, std::shared_ptr<absl::Mutex> inbox_mu,
               std::shared_ptr<bool> closed);
 };
+
+absl::Status GatewayMember::Impl::RecordForward(const std::string& job_id,
+                                                const std::string& machine_id) {
+  {
+    absl::MutexLock lock(&mu);
+    job_agent[job_id] = machine_id;
+  }
+  if (options.state_dir.empty()) return absl::OkStatus();
+  const std::string path = absl::StrCat(options.state_dir, "/forwarded-jobs");
+  const std::string line = absl::StrCat(job_id, " ", machine_id, "\n");
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot open ", path));
+  const bool ok = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(fd) == 0;
+  close(fd);
+  return ok ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", path));
+}
+
+absl::Status GatewayMember::Impl::LoadForwards() {
+  if (options.state_dir.empty()) return absl::OkStatus();
+  std::ifstream in(absl::StrCat(options.state_dir, "/forwarded-jobs"));
+  std::string job_id, machine_id;
+  absl::MutexLock lock(&mu);
+  while (in >> job_id >> machine_id) job_agent[job_id] = machine_id;  // the last line wins
+  return absl::OkStatus();
+}
 
 absl::Status GatewayMember::Impl::RefreshMachines() {
   proto::ListClusterMachinesRequest request;
@@ -387,7 +419,17 @@ void GatewayMember::Impl::Bridge(std::shared_ptr<net::ListenerChannel> cloud_cha
     }
     // Candidates: the job's machine if it names one, else every agent behind the cluster.
     std::vector<proto::Machine> candidates;
-    if (!job.target().machine_id().empty()) {
+    std::string sent_before;
+    {
+      absl::MutexLock lock(&mu);
+      auto it = job_agent.find(job.job_id());
+      if (it != job_agent.end()) sent_before = it->second;
+    }
+    if (!sent_before.empty()) {
+      // Sent here before (the cloud lost the answer): only that agent, whose ledger dedupes.
+      absl::StatusOr<proto::Machine> machine = Machine(sent_before, true);
+      if (machine.ok()) candidates.push_back(*machine);
+    } else if (!job.target().machine_id().empty()) {
       absl::StatusOr<proto::Machine> machine = Machine(job.target().machine_id(), true);
       if (machine.ok()) candidates.push_back(*machine);
     } else {
@@ -410,6 +452,7 @@ void GatewayMember::Impl::Bridge(std::shared_ptr<net::ListenerChannel> cloud_cha
           crypto::Ed25519Sign(options.member_signing_key, proto::ForwardedJobSigningInput(*forwarded));
       if (!signature.ok()) continue;
       forwarded->set_signature(*signature);
+      if (!RecordForward(job.job_id(), machine.machine_id()).ok()) break;  // cannot keep the promise
       if (!agent->Send(forward.SerializeAsString()).ok()) continue;
       absl::StatusOr<std::string> answer = first_answer();
       if (!answer.ok()) continue;
@@ -417,10 +460,6 @@ void GatewayMember::Impl::Bridge(std::shared_ptr<net::ListenerChannel> cloud_cha
       parsed.ParseFromString(*answer);
       last_answer = *answer;
       if (parsed.has_busy()) continue;  // try the next agent
-      if (parsed.has_job_accepted()) {
-        absl::MutexLock lock(&mu);
-        job_agent[job.job_id()] = machine.machine_id();
-      }
       cloud_channel->Send(*answer).IgnoreError();
       start_pump();
       delivered = true;
@@ -428,6 +467,12 @@ void GatewayMember::Impl::Bridge(std::shared_ptr<net::ListenerChannel> cloud_cha
       break;
     }
     credentials->password = crypto::SecretBytes();  // the plaintext existed for the re-sealing only
+    if (!delivered && !sent_before.empty() && last_answer.empty()) {
+      // The agent that may hold the job is not connected: "Busy" would unpin the run and let
+      // another member run it too. No answer instead; the cloud keeps it pinned and retries.
+      cloud_channel->Close(1011, "the agent this job went to is not connected").IgnoreError();
+      break;
+    }
     if (!delivered) {
       if (!last_answer.empty()) {
         cloud_channel->Send(last_answer).IgnoreError();  // every agent was busy
@@ -485,6 +530,7 @@ absl::StatusOr<std::unique_ptr<GatewayMember>> GatewayMember::Start(MemberOption
 
   client::CloudEndpoint endpoint{o.identity.cloud(), o.identity.cloud_ca_file(), o.identity.cloud_insecure()};
   ASSIGN_OR_RETURN(impl->cloud, client::CloudClient::Create(endpoint, crypto::SecretBytes()));
+  RETURN_IF_ERROR(impl->LoadForwards());
   if (absl::Status status = impl->RefreshMachines(); !status.ok()) {
     LogWarning("gateway_machines_unavailable", {{"error", status.ToString()}});
   }

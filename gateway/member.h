@@ -29,6 +29,9 @@ struct MemberOptions {
   // The CA that signed tls_cert_file (the member checks its own relay); default: the cert itself.
   std::string local_ca_file;
   bool insecure = false;
+  // Where the member records which agent each job went to (forwarded-jobs, 0600), so a job the
+  // cloud sends again after a crash reaches the same agent, whose ledger answers "duplicate".
+  std::string state_dir;
   // The local relay's URL as agents reach it; default http(s)://<local_relay_listen host>:<port>.
   std::string advertised_relay_url;
 };

@@ -714,7 +714,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       return Respond(http::status::service_unavailable, "relay is draining", false);
     }
     if (listen) return StartListener(std::move(request), name, *id, *expiry);
-    StartSender(std::move(request), name);
+    if (id != nullptr && !ValidName(*id)) return BadRequest("invalid listener id");
+    StartSender(std::move(request), name, id != nullptr ? *id : std::string());
   }
 
   void StartListener(Request request, const std::string& name, const std::string& id,
@@ -744,8 +745,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void RefuseMovedListener(const std::shared_ptr<WebSocketListener<Stream>>& listener,
                            std::string reason);
 
-  void StartSender(Request request, const std::string& name) {
-    std::shared_ptr<ListenerCore> listener = context_->registry.Pick(name);
+  // A sender gets the next listener round robin, or with `listener_id` that listener only (a
+  // sender that must reach the listener it reached before, e.g. the cloud re-sending a job to the
+  // gateway member that may hold it).
+  void StartSender(Request request, const std::string& name, const std::string& listener_id) {
+    std::shared_ptr<ListenerCore> listener =
+        listener_id.empty() ? context_->registry.Pick(name) : context_->registry.Find(name, listener_id);
     if (!listener) return Respond(http::status::service_unavailable, "no listener", false);
     proto::RelayFrame::SenderMeta meta;
     beast::error_code ec;

@@ -170,7 +170,10 @@ class SenderSession : public std::enable_shared_from_this<SenderSession> {
     ws_.read_message_max(options_.max_message_bytes);
     ws_.binary(true);
     ws_.async_handshake(response_, target_->endpoint.HostHeader(),
-                        absl::StrCat("/$hc/", options_.entity, "?action=connect"),
+                        absl::StrCat("/$hc/", options_.entity, "?action=connect",
+                                     options_.listener_id.empty()
+                                         ? ""
+                                         : absl::StrCat("&id=", options_.listener_id)),
                         beast::bind_front_handler(&SenderSession::OnHandshake, shared_from_this()));
   }
 

@@ -37,6 +37,9 @@ struct SenderOptions {
   std::string relay_url;
   // The entity name without "hc/", e.g. "machine-42".
   std::string entity;
+  // When set, the channel goes to this listener of the entity only (503 "no listener" if it is
+  // not connected), instead of the relay's round-robin choice.
+  std::string listener_id;
   // The full SAS token, "SharedAccessSignature sr=...&sig=...&se=...&skn=...", with Send right.
   std::string token;
   // PEM file of the CA that signed the relay's certificate; empty: the system's trust store.
