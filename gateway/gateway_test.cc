@@ -155,6 +155,12 @@ TEST_F(GatewayTest, MembersDeriveTheClusterKeyAndAWrongRecoveryKeyRegistersNothi
   }
   // A recovery key given as a flag value is not accepted.
   EXPECT_NE(Command({kGateway, "join-cluster", "--recovery_key=oops"}, &out), 0);
+  // Plaintext is for loopback only, on the service port as on the local relay.
+  EXPECT_EQ(Command({kGateway, "run", "--insecure", "--data_dir", dir_ + "/m1", "--local_relay_listen",
+                     "127.0.0.1:0", "--service_listen", "0.0.0.0:0"},
+                    &out),
+            1);
+  EXPECT_THAT(out, HasSubstr("only allowed on loopback"));
 }
 
 TEST_F(GatewayTest, TheLocalTokenServiceRefusesAgentsNotBehindTheCluster) {

@@ -20,6 +20,7 @@
 #include "common/auth/machine_auth.h"
 #include "common/base/clock.h"
 #include "common/base/log.h"
+#include "common/base/service_main.h"
 #include "common/base/status_macros.h"
 #include "common/client/cloud_client.h"
 #include "common/crypto/digest.h"
@@ -513,6 +514,11 @@ absl::StatusOr<std::unique_ptr<GatewayMember>> GatewayMember::Start(MemberOption
   keys.push_back(crypto::SasKey{impl->member_key.name, impl->member_key.key.Clone(), impl->member_key.rights});
 
   ASSIGN_OR_RETURN(auto relay_address, HostPort(o.local_relay_listen));
+  ASSIGN_OR_RETURN(auto service_address, HostPort(o.service_listen));
+  if (o.insecure && (!IsLoopbackHost(relay_address.first) || !IsLoopbackHost(service_address.first))) {
+    return absl::InvalidArgumentError(
+        "--insecure serves plaintext and is only allowed on loopback addresses (local relay and service)");
+  }
   relay::RelayOptions relay_options;
   relay_options.listen_host = relay_address.first;
   relay_options.listen_port = relay_address.second;
