@@ -49,7 +49,6 @@ constexpr absl::Duration kWait = absl::Seconds(30);
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
 
-
 void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0600) {
   {
     std::ofstream out(path, std::ios::trunc);
@@ -57,7 +56,6 @@ void WriteFile(const std::string& path, const std::string& text, mode_t mode = 0
   }
   chmod(path.c_str(), mode);
 }
-
 
 constexpr char kAgent[] = "agent/agent";
 constexpr char kRunner[] = "agent/runner/flow_runner";
@@ -504,7 +502,6 @@ TEST_F(AgentTest, JoinGroupWithAWrongPasswordStoresNothing) {
   EXPECT_THAT(ReadFile(second + "/agent.conf"), HasSubstr("group_id"));
 }
 
-
 TEST_F(AgentTest, CancelKillsTheRunAndAnAttendedRunNeedsALoginSession) {
   Register();
   auto agent = StartAgent();
@@ -581,7 +578,6 @@ TEST_F(AgentTest, AGroupMemberOpensEnvelopesSealedToTheGroupKey) {
   EXPECT_EQ(run.machine_id(), machine_.machine_id());
 }
 
-
 TEST_F(AgentTest, QueryJobIsAnsweredFromTheLedgerAfterARestart) {
   Register();
   auto agent = StartAgent();
@@ -626,7 +622,6 @@ TEST_F(AgentTest, QueryJobIsAnsweredFromTheLedgerAfterARestart) {
   EXPECT_EQ(answer.job_status().result().outputs().at("V"), "kept");
   EXPECT_GE(answer.job_status().events_size(), 2);  // action started and finished, at least
 }
-
 
 // Run as root, the agent switches to the job's account: a file the flow writes belongs to it.
 TEST_F(AgentTest, AsRootTheFlowRunsAsTheJobsAccount) {

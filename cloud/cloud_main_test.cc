@@ -42,8 +42,6 @@ using ::testing::HasSubstr;
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
 
-
-
 constexpr char kBinary[] = "cloud/cloud_server";
 
 class CloudMainTest : public ::testing::Test {

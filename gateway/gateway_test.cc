@@ -51,7 +51,6 @@ constexpr char kRunner[] = "agent/runner/flow_runner";
 
 std::string TempDir() { return std::getenv("TEST_TMPDIR"); }
 
-
 void WriteFile(const std::string& path, const std::string& text) {
   {
     std::ofstream out(path, std::ios::trunc);
@@ -59,8 +58,6 @@ void WriteFile(const std::string& path, const std::string& text) {
   }
   chmod(path.c_str(), 0600);
 }
-
-
 
 class GatewayTest : public ::testing::Test {
  protected:
@@ -211,7 +208,6 @@ TEST_F(GatewayTest, TheLocalTokenServiceRefusesAgentsNotBehindTheCluster) {
   EXPECT_THAT(token.relay_endpoint(), ::testing::StartsWith("http://127.0.0.1:"));
   EXPECT_EQ(token.entity(), "hc/machine-" + behind);
 }
-
 
 // Members, each with one local agent behind it, and runs through the cluster.
 class ClusterRunTest : public GatewayTest {
