@@ -57,8 +57,11 @@ key=$dir/certs/server.key
 
 # Relay.
 write_secret "$dir/relay.keys" "cloud $(secret) Manage"
+# DEVSTACK_RELAY_FLAGS adds relay flags (e.g. --refuse_websocket_upgrade, as a proxy that strips
+# WebSocket upgrades would: the agents then fall back to long-polling).
+# shellcheck disable=SC2086
 "$bin/relay/relay_server" --listen=127.0.0.1:0 --port_file="$dir/relay.port" --tls_cert="$cert" \
-  --tls_key="$key" --sas_keys_file="$dir/relay.keys" 2>"$logs/relay.log" &
+  --tls_key="$key" --sas_keys_file="$dir/relay.keys" ${DEVSTACK_RELAY_FLAGS:-} 2>"$logs/relay.log" &
 pids+=($!)
 wait_for "$dir/relay.port" relay
 relay_url=https://localhost:$(cat "$dir/relay.port")
