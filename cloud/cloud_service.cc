@@ -477,6 +477,27 @@ absl::Status CloudService::DeleteConnectionsTo(const proto::ConnectionTarget& ta
   return parse_error;
 }
 
+void CloudService::DeleteShareable(absl::string_view kind, absl::string_view column_family,
+                                   const std::string& id, const std::string& owner_user_id,
+                                   const std::string& name, const Shares& shares,
+                                   store::Batch* batch) {
+  batch->Delete(Sv(column_family), id);
+  batch->Delete(kNamesCf, NameKey(kind, owner_user_id, name));
+  batch->Delete(kVisibleCf, VisibleKey(owner_user_id, kind, id));
+  for (const proto::Share& share : shares) {
+    batch->Delete(kVisibleCf, VisibleKey(share.user_id(), kind, id));
+  }
+}
+
+absl::Status CloudService::CommitTargetDeletion(const proto::ConnectionTarget& target,
+                                                store::Batch batch) {
+  // Envelopes sealed to the target's key are useless without it: they go with it.
+  RETURN_IF_ERROR(DeleteConnectionsTo(target, &batch));
+  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  if (status_ != nullptr) status_->TargetsChanged();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<proto::DeleteMachineResponse> CloudService::DeleteMachine(
     const Caller& caller, const proto::DeleteMachineRequest& request) {
   absl::MutexLock lock(&write_mu_);
@@ -486,12 +507,8 @@ absl::StatusOr<proto::DeleteMachineResponse> CloudService::DeleteMachine(
     return absl::PermissionDeniedError("deleting a machine needs the owner role");
   }
   store::Batch batch;
-  batch.Delete(kMachinesCf, machine.machine_id());
-  batch.Delete(kNamesCf, NameKey(kKindMachine, machine.owner_user_id(), machine.name()));
-  batch.Delete(kVisibleCf, VisibleKey(machine.owner_user_id(), kKindMachine, machine.machine_id()));
-  for (const proto::Share& share : machine.shared_with()) {
-    batch.Delete(kVisibleCf, VisibleKey(share.user_id(), kKindMachine, machine.machine_id()));
-  }
+  DeleteShareable(kKindMachine, kMachinesCf, machine.machine_id(), machine.owner_user_id(),
+                  machine.name(), machine.shared_with(), &batch);
   if (!machine.group_id().empty()) {
     storage::StoredGroup group;
     absl::Status status = GetRecord(*db_, kGroupsCf, machine.group_id(), &group);
@@ -503,13 +520,10 @@ absl::StatusOr<proto::DeleteMachineResponse> CloudService::DeleteMachine(
       return status;
     }
   }
-  // Envelopes sealed to this machine's key are useless without it: they go with it.
   proto::ConnectionTarget target;
   target.set_machine_id(machine.machine_id());
-  RETURN_IF_ERROR(DeleteConnectionsTo(target, &batch));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  RETURN_IF_ERROR(CommitTargetDeletion(target, std::move(batch)));
   LogInfo("machine_deleted", {{"machine_id", machine.machine_id()}, {"by", caller.user.user_id()}});
-  if (status_ != nullptr) status_->TargetsChanged();
   return proto::DeleteMachineResponse();
 }
 
@@ -691,12 +705,8 @@ absl::StatusOr<proto::DeleteGroupResponse> CloudService::DeleteGroup(
   if (!HasRoleToChange(role)) return absl::PermissionDeniedError("deleting a group needs the owner role");
   const proto::MachineGroup& group = stored.group();
   store::Batch batch;
-  batch.Delete(kGroupsCf, group.group_id());
-  batch.Delete(kNamesCf, NameKey(kKindGroup, group.owner_user_id(), group.name()));
-  batch.Delete(kVisibleCf, VisibleKey(group.owner_user_id(), kKindGroup, group.group_id()));
-  for (const proto::Share& share : group.shared_with()) {
-    batch.Delete(kVisibleCf, VisibleKey(share.user_id(), kKindGroup, group.group_id()));
-  }
+  DeleteShareable(kKindGroup, kGroupsCf, group.group_id(), group.owner_user_id(), group.name(),
+                  group.shared_with(), &batch);
   for (const std::string& machine_id : group.machine_ids()) {
     proto::Machine machine;
     absl::Status status = GetRecord(*db_, kMachinesCf, machine_id, &machine);
@@ -707,10 +717,8 @@ absl::StatusOr<proto::DeleteGroupResponse> CloudService::DeleteGroup(
   }
   proto::ConnectionTarget target;
   target.set_group_id(group.group_id());
-  RETURN_IF_ERROR(DeleteConnectionsTo(target, &batch));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
+  RETURN_IF_ERROR(CommitTargetDeletion(target, std::move(batch)));
   LogInfo("group_deleted", {{"group_id", group.group_id()}, {"by", caller.user.user_id()}});
-  if (status_ != nullptr) status_->TargetsChanged();
   return proto::DeleteGroupResponse();
 }
 
@@ -945,20 +953,14 @@ absl::StatusOr<proto::DeleteClusterResponse> CloudService::DeleteCluster(
   ASSIGN_OR_RETURN(proto::GatewayCluster cluster, VisibleCluster(caller, request.cluster_id(), &role));
   if (!HasRoleToChange(role)) return absl::PermissionDeniedError("deleting a cluster needs the owner role");
   store::Batch batch;
-  batch.Delete(kClustersCf, cluster.cluster_id());
-  batch.Delete(kNamesCf, NameKey(kKindCluster, cluster.owner_user_id(), cluster.name()));
-  batch.Delete(kVisibleCf, VisibleKey(cluster.owner_user_id(), kKindCluster, cluster.cluster_id()));
-  for (const proto::Share& share : cluster.shared_with()) {
-    batch.Delete(kVisibleCf, VisibleKey(share.user_id(), kKindCluster, cluster.cluster_id()));
-  }
+  DeleteShareable(kKindCluster, kClustersCf, cluster.cluster_id(), cluster.owner_user_id(),
+                  cluster.name(), cluster.shared_with(), &batch);
   for (const proto::ClusterMember& member : cluster.members()) {
     batch.Delete(kMembersCf, member.member_id());
   }
   proto::ConnectionTarget target;
   target.set_cluster_id(cluster.cluster_id());
-  RETURN_IF_ERROR(DeleteConnectionsTo(target, &batch));
-  RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
-  if (status_ != nullptr) status_->TargetsChanged();
+  RETURN_IF_ERROR(CommitTargetDeletion(target, std::move(batch)));
   return proto::DeleteClusterResponse();
 }
 

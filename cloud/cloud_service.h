@@ -157,6 +157,7 @@ class CloudService {
                                               const proto::ConnectionTarget& target);
 
  private:
+  using Shares = google::protobuf::RepeatedPtrField<proto::Share>;
 
   absl::StatusOr<proto::Machine> VisibleMachine(const Caller& caller, absl::string_view machine_id,
                                                 proto::ShareRole* role);
@@ -168,7 +169,6 @@ class CloudService {
   absl::StatusOr<proto::User> UserByName(absl::string_view name);
   // Gives `user_name` `new_role` on the object (or, with nullopt, takes its share away):
   // `shares` points into `record`, which is written to `column_family` under `id` afterwards.
-  using Shares = google::protobuf::RepeatedPtrField<proto::Share>;
   absl::Status ApplyShare(proto::ShareRole caller_role, absl::string_view kind,
                           absl::string_view column_family, const std::string& id,
                           const std::string& owner_user_id, Shares* shares,
@@ -178,6 +178,14 @@ class CloudService {
   void FillMachineStatus(proto::Machine* machine);
   void FillClusterStatus(proto::GatewayCluster* cluster);
   absl::Status DeleteConnectionsTo(const proto::ConnectionTarget& target, store::Batch* batch);
+  // Adds to `batch` the deletion of a machine, group or cluster record with its name and its
+  // owner's and sharees' visibility entries.
+  void DeleteShareable(absl::string_view kind, absl::string_view column_family, const std::string& id,
+                       const std::string& owner_user_id, const std::string& name,
+                       const Shares& shares, store::Batch* batch);
+  // Deletes the connections to `target` in the same batch, writes it (synced) and tells the
+  // dispatcher.
+  absl::Status CommitTargetDeletion(const proto::ConnectionTarget& target, store::Batch batch);
 
   store::Store* const db_;
   Authenticator* const auth_;
