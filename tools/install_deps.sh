@@ -15,7 +15,14 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libpam0g-dev
   python3 python3-websockets
+  docker-compose
+  chromium
 )
+
+# The portal's browser tests drive Debian's Chromium with playwright-core from the npm registry,
+# installed (pinned) under this prefix; tests find it there (cloud/portal/README.md).
+NODE_PREFIX=/opt/tether/node
+PLAYWRIGHT_VERSION=1.64.1
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -24,13 +31,30 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+install_node_modules() {
+  if [[ -f "$NODE_PREFIX/node_modules/playwright-core/package.json" ]] &&
+     grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$NODE_PREFIX/node_modules/playwright-core/package.json"; then
+    return 0
+  fi
+  echo "install_deps: installing playwright-core@$PLAYWRIGHT_VERSION into $NODE_PREFIX" >&2
+  if ! command -v npm >/dev/null; then  # machines of this kind ship Node.js 20 with npm
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  $SUDO mkdir -p "$NODE_PREFIX"
+  $SUDO npm install --silent --no-audit --no-fund --prefix "$NODE_PREFIX" \
+    "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+}
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
 if ((${#missing[@]} == 0)); then
+  install_node_modules
   exit 0
 fi
 
 echo "install_deps: installing ${missing[*]}" >&2
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_node_modules
