@@ -5,12 +5,15 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "cloud/cloud_store.h"
 #include "cloud/grpc_services.h"
+#include "cloud/portal/portal_assets.h"
 #include "common/base/hex.h"
 #include "common/base/log.h"
 #include "common/base/service_main.h"
@@ -159,9 +162,15 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
     http_options.insecure = options.insecure;
     http_options.tls_cert_file = options.tls_cert_file;
     http_options.tls_key_file = options.tls_key_file;
+    http_options.threads = 4;  // portal users poll; one slow call must not hold up the others
+    http_options.body_limit = 4 << 20;  // a 1 MiB flow definition, JSON-escaped, fits
+    server->rest_ = std::make_unique<RestApi>(server->auth_.get(), server->service_.get(),
+                                              server->runs_.get());
     CloudServer* self = server.get();
     absl::StatusOr<std::unique_ptr<http::Server>> http_server =
         http::Server::Start(std::move(http_options), [self](const http::Request& request) {
+          if (absl::StartsWith(request.path, kRestPrefix)) return self->rest_->Handle(request);
+          if (std::optional<http::Response> page = portal::ServePortal(request)) return *page;
           http::Response response;
           if (request.path == "/healthz") {
             response.body = "ok\n";
@@ -229,6 +238,14 @@ std::string CloudServer::MetricsText() const {
          w.writes);
   metric("tether_cloud_store_batches_total", "counter", "Batches committed through group commit.",
          w.batches);
+  if (rest_ != nullptr) {
+    absl::StrAppend(&out,
+                    "# HELP tether_cloud_rest_calls_total REST API calls (web portal) by outcome.\n"
+                    "# TYPE tether_cloud_rest_calls_total counter\n");
+    for (const auto& [code, calls] : rest_->CallCounts()) {
+      absl::StrAppend(&out, "tether_cloud_rest_calls_total{code=\"", code, "\"} ", calls, "\n");
+    }
+  }
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include "cloud/authenticator.h"
 #include "cloud/cloud_service.h"
 #include "cloud/http/http_server.h"
+#include "cloud/rest_api.h"
 #include "cloud/run_manager.h"
 #include "common/crypto/ed25519.h"
 #include "common/proto/cloud.pb.h"
@@ -83,6 +84,7 @@ class CloudServer {
   std::unique_ptr<RunManager> runs_;
   std::vector<std::unique_ptr<grpc::Service>> grpc_services_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<RestApi> rest_;
   std::unique_ptr<http::Server> http_server_;
   uint16_t port_ = 0;
   bool shut_down_ = false;

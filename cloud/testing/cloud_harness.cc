@@ -43,6 +43,7 @@ absl::Status CloudHarness::StartCloud(uint16_t port) {
   options.listen = absl::StrCat("127.0.0.1:", port);
   options.data_dir = data_dir_;
   options.insecure = true;
+  options.http_listen = "127.0.0.1:0";  // /metrics, the REST API and the portal
   options.relay_url = relay_->url();
   options.relay_keys_file = absl::StrCat(TempDir(), "/relay-keys");
   options.runs.retry_min = absl::Milliseconds(20);
