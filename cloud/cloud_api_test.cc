@@ -710,5 +710,40 @@ TEST_F(CloudApiTest, NoPlaintextPasswordReachesTheCloudsDisk) {
   }
 }
 
+TEST_F(CloudApiTest, DeletedAndReplacedEnvelopesAreErasedFromTheCloudsDisk) {
+  TestMachine machine = Machine(alice_, "desk-1");
+  proto::Connection connection;
+  const proto::CreateConnectionRequest deleted = ConnectionRequest(machine, "conn-0000000000000del", "del", "pw-1");
+  const proto::CreateConnectionRequest replaced = ConnectionRequest(machine, "conn-0000000000000rep", "rep", "pw-2");
+  ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(alice_).get(), deleted, &connection).ok());
+  ASSERT_TRUE(connections_->CreateConnection(CloudHarness::Context(alice_).get(), replaced, &connection).ok());
+  // The ciphertexts are random bytes: found only where the envelope is stored.
+  const std::string& deleted_bytes = deleted.sealed_credentials().ciphertext();
+  const std::string& replaced_bytes = replaced.sealed_credentials().ciphertext();
+  ASSERT_GE(deleted_bytes.size(), 16u);
+  std::string before = ReadTree(h_->data_dir());
+  ASSERT_NE(before.find(deleted_bytes), std::string::npos) << "the scan must see stored envelopes";
+  ASSERT_NE(before.find(replaced_bytes), std::string::npos) << "the scan must see stored envelopes";
+
+  proto::DeleteConnectionRequest remove;
+  remove.set_connection_id(deleted.connection_id());
+  proto::DeleteConnectionResponse removed;
+  ASSERT_TRUE(connections_->DeleteConnection(CloudHarness::Context(alice_).get(), remove, &removed).ok());
+  proto::UpdateConnectionCredentialsRequest update;
+  update.set_connection_id(replaced.connection_id());
+  update.set_username("desk-user");
+  *update.mutable_sealed_credentials() =
+      ConnectionRequest(machine, replaced.connection_id(), "rep", "pw-3").sealed_credentials();
+  ASSERT_TRUE(connections_->UpdateConnectionCredentials(CloudHarness::Context(alice_).get(), update, &connection).ok());
+
+  // No file of the data directory (WAL, SSTs, manifest) holds the old envelopes any more; the
+  // current one is there.
+  const std::string after = ReadTree(h_->data_dir());
+  EXPECT_EQ(after.find(deleted_bytes), std::string::npos) << "the deleted envelope is still on disk";
+  EXPECT_EQ(after.find(replaced_bytes), std::string::npos) << "the replaced envelope is still on disk";
+  EXPECT_NE(after.find(update.sealed_credentials().ciphertext()), std::string::npos);
+  EXPECT_EQ(ConnectionCount(alice_), 1);
+}
+
 }  // namespace
 }  // namespace tether::cloud

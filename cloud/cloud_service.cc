@@ -489,6 +489,14 @@ void CloudService::DeleteShareable(absl::string_view kind, absl::string_view col
   }
 }
 
+void CloudService::EraseOldEnvelopes() {
+  // The delete (or replacement) is already durable; this only makes sure the old envelope's bytes
+  // leave the disk, so a failure is worth a log line, not an error for the caller.
+  if (absl::Status status = db_->CompactFully(kConnectionsCf); !status.ok()) {
+    LogWarning("envelope_erase_failed", {{"error", status.ToString()}});
+  }
+}
+
 absl::Status CloudService::CommitTargetDeletion(const proto::ConnectionTarget& target,
                                                 store::Batch batch) {
   // Envelopes sealed to the target's key are useless without it: they go with it.
@@ -500,7 +508,7 @@ absl::Status CloudService::CommitTargetDeletion(const proto::ConnectionTarget& t
 
 absl::StatusOr<proto::DeleteMachineResponse> CloudService::DeleteMachine(
     const Caller& caller, const proto::DeleteMachineRequest& request) {
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(proto::Machine machine, VisibleMachine(caller, request.machine_id(), &role));
   if (!HasRoleToChange(role)) {
@@ -524,6 +532,8 @@ absl::StatusOr<proto::DeleteMachineResponse> CloudService::DeleteMachine(
   target.set_machine_id(machine.machine_id());
   RETURN_IF_ERROR(CommitTargetDeletion(target, std::move(batch)));
   LogInfo("machine_deleted", {{"machine_id", machine.machine_id()}, {"by", caller.user.user_id()}});
+  lock.Release();
+  EraseOldEnvelopes();
   return proto::DeleteMachineResponse();
 }
 
@@ -699,7 +709,7 @@ absl::StatusOr<proto::MachineGroup> CloudService::GetGroup(const Caller& caller,
 
 absl::StatusOr<proto::DeleteGroupResponse> CloudService::DeleteGroup(
     const Caller& caller, const proto::DeleteGroupRequest& request) {
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(storage::StoredGroup stored, VisibleGroup(caller, request.group_id(), &role));
   if (!HasRoleToChange(role)) return absl::PermissionDeniedError("deleting a group needs the owner role");
@@ -719,6 +729,8 @@ absl::StatusOr<proto::DeleteGroupResponse> CloudService::DeleteGroup(
   target.set_group_id(group.group_id());
   RETURN_IF_ERROR(CommitTargetDeletion(target, std::move(batch)));
   LogInfo("group_deleted", {{"group_id", group.group_id()}, {"by", caller.user.user_id()}});
+  lock.Release();
+  EraseOldEnvelopes();
   return proto::DeleteGroupResponse();
 }
 
@@ -948,7 +960,7 @@ absl::StatusOr<proto::GatewayCluster> CloudService::RemoveClusterMember(
 
 absl::StatusOr<proto::DeleteClusterResponse> CloudService::DeleteCluster(
     const Caller& caller, const proto::DeleteClusterRequest& request) {
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock lock(&write_mu_);
   proto::ShareRole role;
   ASSIGN_OR_RETURN(proto::GatewayCluster cluster, VisibleCluster(caller, request.cluster_id(), &role));
   if (!HasRoleToChange(role)) return absl::PermissionDeniedError("deleting a cluster needs the owner role");
@@ -961,6 +973,8 @@ absl::StatusOr<proto::DeleteClusterResponse> CloudService::DeleteCluster(
   proto::ConnectionTarget target;
   target.set_cluster_id(cluster.cluster_id());
   RETURN_IF_ERROR(CommitTargetDeletion(target, std::move(batch)));
+  lock.Release();
+  EraseOldEnvelopes();
   return proto::DeleteClusterResponse();
 }
 
@@ -1070,7 +1084,7 @@ absl::StatusOr<proto::Connection> CloudService::UpdateConnectionCredentials(
   if (!request.has_sealed_credentials()) {
     return absl::InvalidArgumentError("sealed_credentials is missing");
   }
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock lock(&write_mu_);
   ASSIGN_OR_RETURN(storage::StoredConnection stored, OwnConnection(caller, request.connection_id()));
   ASSIGN_OR_RETURN(std::string public_key, TargetPublicKey(caller, stored.connection().target()));
   absl::Status valid =
@@ -1085,6 +1099,8 @@ absl::StatusOr<proto::Connection> CloudService::UpdateConnectionCredentials(
   *stored.mutable_envelope() = request.sealed_credentials();
   RETURN_IF_ERROR(db_->Put(kConnectionsCf, Sv(request.connection_id()), SerializeRecord(stored),
                            {.sync = true}));
+  lock.Release();
+  EraseOldEnvelopes();  // the replaced envelope
   return stored.connection();
 }
 
@@ -1123,7 +1139,7 @@ absl::StatusOr<proto::Connection> CloudService::GetConnection(
 
 absl::StatusOr<proto::DeleteConnectionResponse> CloudService::DeleteConnection(
     const Caller& caller, const proto::DeleteConnectionRequest& request) {
-  absl::MutexLock lock(&write_mu_);
+  absl::ReleasableMutexLock lock(&write_mu_);
   ASSIGN_OR_RETURN(storage::StoredConnection stored, OwnConnection(caller, request.connection_id()));
   const proto::Connection& c = stored.connection();
   store::Batch batch;
@@ -1132,6 +1148,8 @@ absl::StatusOr<proto::DeleteConnectionResponse> CloudService::DeleteConnection(
   batch.Delete(kVisibleCf, VisibleKey(c.owner_user_id(), kKindConnection, c.connection_id()));
   RETURN_IF_ERROR(db_->Write(batch, {.sync = true}));
   LogInfo("connection_deleted", {{"connection_id", c.connection_id()}, {"by", caller.user.user_id()}});
+  lock.Release();
+  EraseOldEnvelopes();
   return proto::DeleteConnectionResponse();
 }
 

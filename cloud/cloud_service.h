@@ -186,6 +186,10 @@ class CloudService {
   // Deletes the connections to `target` in the same batch, writes it (synced) and tells the
   // dispatcher.
   absl::Status CommitTargetDeletion(const proto::ConnectionTarget& target, store::Batch batch);
+  // Erases deleted and replaced envelopes from the files on disk (Store::CompactFully of the
+  // connections column family), after their synced delete or replacement. Slow: called without
+  // write_mu_. A failure is logged, not returned: the delete itself is durable.
+  void EraseOldEnvelopes();
 
   store::Store* const db_;
   Authenticator* const auth_;

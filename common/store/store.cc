@@ -118,6 +118,12 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path,
   rocksdb::Options db_options;
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
+  // Obsolete WAL files are deleted at once rather than archived (CompactFully relies on it: a
+  // deleted value must not linger in an archived log). These are RocksDB's defaults, stated here
+  // because the guarantee depends on them.
+  db_options.WAL_ttl_seconds = 0;
+  db_options.WAL_size_limit_MB = 0;
+  db_options.recycle_log_file_num = 0;
 
   // RocksDB must open every column family on disk, plus "default". Those the caller did not ask
   // for are opened but not exposed, so dropping a name from the list never loses data.
@@ -248,6 +254,23 @@ absl::Status Store::Scan(std::string_view column_family, std::string_view start_
 
 absl::Status Store::Flush() {
   return WithContext(db_->Flush(rocksdb::FlushOptions(), handles_), "flushing");
+}
+
+absl::Status Store::CompactFully(std::string_view column_family) {
+  ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * handle, Handle(column_family));
+  const std::string what = absl::StrCat("compacting column family '", Absl(column_family), "'");
+  // Every memtable, not only this column family's: the WAL is shared, and a log file is kept
+  // while any column family still has unflushed data in it.
+  RETURN_IF_ERROR(WithContext(db_->Flush(rocksdb::FlushOptions(), handles_), what));
+  rocksdb::CompactRangeOptions options;
+  // The bottommost level too: that is where old values and tombstones are finally dropped.
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  RETURN_IF_ERROR(WithContext(db_->CompactRange(options, handle, nullptr, nullptr), what));
+  // The flush and compaction jobs delete the files they made obsolete from a background thread,
+  // possibly after the calls above returned. Re-enabling deletions with force runs a full scan
+  // for obsolete files and deletes them in this thread, so they are gone when we return.
+  RETURN_IF_ERROR(WithContext(db_->DisableFileDeletions(), what));
+  return WithContext(db_->EnableFileDeletions(/*force=*/true), what);
 }
 
 }  // namespace tether::store

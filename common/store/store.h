@@ -129,6 +129,17 @@ class Store {
   // durability (the WAL provides that); useful before backups and in tests.
   absl::Status Flush();
 
+  // Erases from disk what was deleted or overwritten in `column_family`: a Delete or an
+  // overwriting Put only adds a newer entry, and the old value stays in older SST and WAL files
+  // until compaction. This flushes every column family's memtable (a WAL file is released only
+  // once every column family with data in it is flushed), compacts the whole column family down
+  // to the bottommost level (which drops the old values and the tombstones) and deletes the
+  // obsolete SST and WAL files before returning. Afterwards no file in the directory holds a
+  // value deleted or overwritten before the call, unless a Scan running at the time still reads
+  // the old files (they go when it ends). Slow (several fsyncs and a rewrite of the column
+  // family): call it outside locks. kInvalidArgument for an unknown column family.
+  absl::Status CompactFully(std::string_view column_family);
+
   const std::string& path() const { return path_; }
 
  private:

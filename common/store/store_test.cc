@@ -12,6 +12,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
@@ -20,9 +23,11 @@
 #include <utility>
 #include <vector>
 
+#include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/store/key.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 #define ASSERT_OK(expr)                                       \
@@ -608,6 +613,81 @@ void CheckAckedWritesSurviveSigkill(const std::string& mode) {
       ASSERT_EQ(index[n].second, IndexValue(n));
     }
   }
+}
+
+// The names of the files in `dir` (recursively) whose bytes contain `needle`.
+std::vector<std::string> FilesContaining(const std::string& dir, std::string_view needle) {
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) found.push_back(entry.path().filename());
+  }
+  return found;
+}
+
+TEST(StoreTest, CompactFullyErasesDeletedAndOverwrittenValuesFromEveryFile) {
+  const std::string path = NewDbPath();
+  // Random bytes, like the envelopes the cloud erases: SST compression keeps them as they are,
+  // and no other bytes of the database contain them by chance.
+  absl::BitGen random;
+  auto random_value = [&] {
+    std::string value(48, '\0');
+    for (char& c : value) c = static_cast<char>(absl::Uniform<int>(random, 0, 256));
+    return value;
+  };
+  const std::string overwritten = random_value();
+  const std::string current = random_value();
+  const std::string deleted_in_sst = random_value();
+  const std::string deleted_in_wal = random_value();
+  const std::string other_cf_value = random_value();
+  {
+    auto store = Store::Open(path, {"secrets", "other"});
+    ASSERT_TRUE(store.ok()) << store.status();
+    Store& db = **store;
+    // Some values reach an SST file, others stay in the WAL (and memtable) only.
+    ASSERT_OK(db.Put("secrets", "k1", overwritten));
+    ASSERT_OK(db.Put("secrets", "k2", deleted_in_sst));
+    ASSERT_OK(db.Put("secrets", "kept", "kept-value"));
+    ASSERT_OK(db.Flush());
+    ASSERT_OK(db.Put("secrets", "k1", current, {.sync = true}));
+    ASSERT_OK(db.Put("secrets", "k3", deleted_in_wal));
+    // Another column family's unflushed data shares the WAL.
+    ASSERT_OK(db.Put("other", "o", other_cf_value));
+    ASSERT_OK(db.Delete("secrets", "k2"));
+    ASSERT_OK(db.Delete("secrets", "k3", {.sync = true}));
+    // The search works: every value is on disk before the compaction.
+    for (const std::string* value : {&overwritten, &current, &deleted_in_sst, &deleted_in_wal}) {
+      EXPECT_FALSE(FilesContaining(path, *value).empty()) << "a value is not on disk at all";
+    }
+
+    ASSERT_OK(db.CompactFully("secrets"));
+
+    for (const std::string* value : {&overwritten, &deleted_in_sst, &deleted_in_wal}) {
+      EXPECT_THAT(FilesContaining(path, *value), ::testing::IsEmpty())
+          << "a deleted or overwritten value is still on disk";
+    }
+    // What is still stored is still there, in this column family and the other.
+    EXPECT_EQ(db.Get("secrets", "k1").value_or("(missing)"), current);
+    EXPECT_EQ(db.Get("secrets", "kept").value_or("(missing)"), std::string("kept-value"));
+    EXPECT_TRUE(absl::IsNotFound(db.Get("secrets", "k2").status()));
+    EXPECT_TRUE(absl::IsNotFound(db.Get("secrets", "k3").status()));
+    EXPECT_EQ(db.Get("other", "o").value_or("(missing)"), other_cf_value);
+  }
+  // And after a reopen (the WAL that held the deletes is gone too, so this checks the SSTs).
+  auto store = Store::Open(path, {"secrets", "other"});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->Get("secrets", "k1").value_or("(missing)"), current);
+  EXPECT_TRUE(absl::IsNotFound((*store)->Get("secrets", "k2").status()));
+  EXPECT_TRUE(absl::IsNotFound((*store)->Get("secrets", "k3").status()));
+  EXPECT_EQ((*store)->Get("other", "o").value_or("(missing)"), other_cf_value);
+}
+
+TEST(StoreTest, CompactFullyOfAnUnknownColumnFamilyIsInvalidArgument) {
+  auto store = Store::Open(NewDbPath(), {"secrets"});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->CompactFully("nope").code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(StoreCrashTest, SyncedPutsAckedBeforeSigkillAreAllPresentAfterReopen) {
