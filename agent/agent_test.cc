@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -150,6 +151,7 @@ class AgentTest : public ::testing::Test {
       sealed->set_ciphertext(ciphertext);
     }
     *request.mutable_sealed_credentials() = *sealed;
+    last_ciphertext_ = sealed->ciphertext();
     proto::Connection connection;
     grpc::Status status =
         connections_->CreateConnection(CloudHarness::Context(token_).get(), request, &connection);
@@ -195,6 +197,7 @@ class AgentTest : public ::testing::Test {
 
   std::unique_ptr<CloudHarness> h_;
   std::string token_, dir_, data_dir_, token_file_, account_, accounts_file_;
+  std::string last_ciphertext_;  // of the envelope Connection() sealed last
   proto::Machine machine_;
   std::unique_ptr<proto::ConnectionService::Stub> connections_;
   std::unique_ptr<proto::FlowService::Stub> flows_;
@@ -244,8 +247,19 @@ TEST_F(AgentTest, RunsAFlowAsTheAccountAndReportsEventsAndOutputs) {
   EXPECT_EQ(run.outputs().at("Greeting"), "hello tether");
   EXPECT_THAT(run.outputs().at("Echoed"), HasSubstr("from echo"));
   EXPECT_EQ(ReadFile(out), "hello tether");
-  // The decrypted password never reached the agent's log.
+  // The decrypted password never reached the agent's log, and the envelope (which the machine key
+  // beside it would open) is not kept in the agent's data directory: not in the ledger's WAL,
+  // SSTs or anything else.
   EXPECT_THAT(agent->err(), ::testing::Not(HasSubstr("desk-pass")));
+  ASSERT_FALSE(last_ciphertext_.empty());
+  int files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(data_dir_)) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    EXPECT_THAT(ReadFile(entry.path().string()), ::testing::Not(HasSubstr(last_ciphertext_)))
+        << entry.path();
+  }
+  EXPECT_GT(files, 3);
   // `agent status` tells what happened.
   std::string status;
   EXPECT_EQ(AgentCommand({"status", "--data_dir", data_dir_}, &status), 0);

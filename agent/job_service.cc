@@ -174,7 +174,7 @@ void JobService::HandleJob(const std::shared_ptr<net::ListenerChannel>& channel,
   if (!job.has_value()) return;
   // The cloud sealed the credentials to this machine, or to its group.
   const bool for_group = !job->target().group_id().empty();
-  AcceptJob(channel, signed_job, *job,
+  AcceptJob(channel, *job,
             JobRoute{.member_id = "",
                      .envelope = job->credentials(),
                      .key = for_group ? options_.group_private_key : options_.machine_private_key});
@@ -207,7 +207,7 @@ void JobService::HandleForwardedJob(const std::shared_ptr<net::ListenerChannel>&
                                  ? absl::StatusOr<proto::SealedEnvelope>(std::move(envelope))
                                  : absl::InvalidArgumentError("the forwarded credentials do not parse"),
                  .key = options_.machine_private_key};
-  AcceptJob(channel, forwarded.job(), *job, route);
+  AcceptJob(channel, *job, route);
 }
 
 const std::string* JobService::MemberKey(const std::string& member_id) {
@@ -263,8 +263,7 @@ std::string JobService::WrongTarget(const proto::JobRequest& job, const JobRoute
 }
 
 void JobService::AcceptJob(const std::shared_ptr<net::ListenerChannel>& channel,
-                           const proto::SignedJobRequest& signed_job, const proto::JobRequest& job,
-                           const JobRoute& route) {
+                           const proto::JobRequest& job, const JobRoute& route) {
   auto refuse = [&](proto::JobRejectCode code, absl::string_view reason) {
     Refuse(channel, job.job_id(), code, reason);
   };
@@ -351,7 +350,8 @@ void JobService::AcceptJob(const std::shared_ptr<net::ListenerChannel>& channel,
   }
 
   LedgerJob entry;
-  entry.set_signed_request(signed_job.SerializeAsString());
+  *entry.mutable_job() = job;
+  entry.mutable_job()->clear_credentials();  // never kept on disk beside the key that opens it
   entry.set_run_id(job.run_id());
   entry.set_state(proto::JOB_STATE_ACCEPTED);
   entry.set_accepted_at_unix_ms(NowMs());

@@ -111,8 +111,7 @@ class JobService {
                                                      const proto::SignedJobRequest& signed_job);
   // Everything after the cloud signature, for both paths: dedupe, expiry, target (per `route`),
   // Busy, the envelope `route` names, the account, the flow, the ledger, then the run.
-  void AcceptJob(const std::shared_ptr<net::ListenerChannel>& channel,
-                 const proto::SignedJobRequest& signed_job, const proto::JobRequest& job,
+  void AcceptJob(const std::shared_ptr<net::ListenerChannel>& channel, const proto::JobRequest& job,
                  const JobRoute& route);
   // Why `job` is not for this agent on `route`, or "" when it is.
   std::string WrongTarget(const proto::JobRequest& job, const JobRoute& route) const;
