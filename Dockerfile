@@ -12,7 +12,7 @@ FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
 # install_deps.sh first and alone, so the package layer is reused while the sources change.
 COPY tools/install_deps.sh /tmp/install_deps.sh
-RUN bash /tmp/install_deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash /tmp/install_deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # The binaries the image ships: //package:name -> /out/name (stripped). Bazel's output base and

@@ -2,7 +2,13 @@
 # Installs everything Tether needs to build and test on Debian 12: Bazel 4.2.3 (Debian's
 # bazel-bootstrap) and the system libraries the WORKSPACE points at. Safe to run again: when every
 # package is present it does nothing and touches no network.
+#
+#   tools/install_deps.sh                # build and test (the README's commands)
+#   tools/install_deps.sh --build-only   # only what `bazel build` needs (the Dockerfile's stage)
 set -euo pipefail
+
+build_only=false
+[[ "${1:-}" == "--build-only" ]] && build_only=true
 
 PACKAGES=(
   bazel-bootstrap bazel-rules-java bazel-platforms
@@ -15,9 +21,11 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libpam0g-dev
   python3 python3-websockets
-  docker-compose
-  chromium
 )
+if ! $build_only; then
+  # Tests only: the compose file check and the portal's browser tests.
+  PACKAGES+=(docker-compose chromium)
+fi
 
 # The portal's browser tests drive Debian's Chromium with playwright-core from the npm registry,
 # installed (pinned) under this prefix; tests find it there (cloud/portal/README.md).
@@ -32,6 +40,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 install_node_modules() {
+  if $build_only; then return 0; fi
   if [[ -f "$NODE_PREFIX/node_modules/playwright-core/package.json" ]] &&
      grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$NODE_PREFIX/node_modules/playwright-core/package.json"; then
     return 0
