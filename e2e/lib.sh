@@ -123,6 +123,11 @@ stop_component() {
   echo "=== e2e: $name stopped by SIG$signal, exit status $STOPPED_STATUS" >>"$LOGS/$name.log"
 }
 
+# current_log NAME: the component's log since its last start.
+current_log() {
+  awk '/^=== e2e: starting /{text = ""} {text = text $0 "\n"} END {printf "%s", text}' "$LOGS/$1.log"
+}
+
 # wait_port_file NAME FILE: the component wrote its port file (fails at once if it died).
 wait_port_file() {
   local name=$1 file=$2
