@@ -24,9 +24,10 @@ rm -rf "$dir"
 mkdir -p "$dir"
 chmod 700 "$dir"
 logs=$dir/logs
-mkdir -p "$logs"
+mkdir -p "$logs" "$dir/pids"
 
 pids=()
+started() { pids+=("$1"); echo "$1" >"$dir/pids/$2.pid"; }  # started PID NAME (pids/NAME.pid for tests)
 stop() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -62,7 +63,7 @@ write_secret "$dir/relay.keys" "cloud $(secret) Manage"
 # shellcheck disable=SC2086
 "$bin/relay/relay_server" --listen=127.0.0.1:0 --port_file="$dir/relay.port" --tls_cert="$cert" \
   --tls_key="$key" --sas_keys_file="$dir/relay.keys" ${DEVSTACK_RELAY_FLAGS:-} 2>"$logs/relay.log" &
-pids+=($!)
+started $! relay
 wait_for "$dir/relay.port" relay
 relay_url=https://localhost:$(cat "$dir/relay.port")
 
@@ -74,7 +75,7 @@ chmod 600 "$dir/demo.token"
   --http_listen=127.0.0.1:0 --http_port_file="$dir/cloud-http.port" --data_dir="$dir/cloud" \
   --tls_cert="$cert" --tls_key="$key" --relay_url="$relay_url" --relay_ca="$ca" \
   --relay_keys_file="$dir/relay.keys" 2>"$logs/cloud.log" &
-pids+=($!)
+started $! cloud
 wait_for "$dir/cloud.port" cloud
 wait_for "$dir/cloud-http.port" "cloud HTTP"
 cloud=localhost:$(cat "$dir/cloud.port")
@@ -96,7 +97,7 @@ write_secret "$dir/recovery.key" "$(secret)"
   --service_listen 127.0.0.1:0 --tls_cert "$cert" --tls_key "$key" --local_ca "$ca" \
   --relay_port_file "$dir/gateway-relay.port" --service_port_file "$dir/gateway-service.port" \
   2>"$logs/gateway.log" &
-pids+=($!)
+started $! gateway
 wait_for "$dir/gateway-service.port" gateway
 
 # Two agents: one straight to the relay, one behind the gateway.
@@ -107,11 +108,11 @@ wait_for "$dir/gateway-service.port" gateway
   >"$logs/agent-gateway-register.log" 2>&1
 "$bin/agent/agent" run --data_dir "$dir/agent-direct" --accounts "file:$dir/accounts" \
   --runner "$bin/agent/runner/flow_runner" 2>"$logs/agent-direct.log" &
-pids+=($!)
+started $! agent-direct
 "$bin/agent/agent" run --data_dir "$dir/agent-gateway" --accounts "file:$dir/accounts" \
   --runner "$bin/agent/runner/flow_runner" --via-gateway "127.0.0.1:$(cat "$dir/gateway-service.port")" \
   --gateway_ca "$ca" 2>"$logs/agent-gateway.log" &
-pids+=($!)
+started $! agent-gateway
 for agent in agent-direct agent-gateway; do
   for _ in $(seq 1 300); do
     grep -q '"connected' "$dir/$agent/status.json" 2>/dev/null && break
@@ -154,6 +155,7 @@ devstack: up (relay $relay_url, cloud $cloud). In another terminal:
   tetherctl runs list
   tetherctl run demo --connection via-gateway --input Who=you --wait
   curl --cacert $ca https://localhost:$http/metrics
+Portal: https://localhost:$http/  (sign in with the API token in $dir/demo.token)
 Logs: $logs   Agent status: $bin/agent/agent status --data_dir $dir/agent-direct
 EOF2
 if $once; then
