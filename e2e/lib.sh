@@ -176,6 +176,16 @@ start_cloud() {
 # tctl ARG...: tetherctl as the user runs it ($TETHER_CONFIG, or --config FILE).
 tctl() { "$E2E_BIN/tools/tetherctl/tetherctl" "$@"; }
 
+# expect_exit CODE COMMAND...: COMMAND must exit with CODE (its output goes to the test log).
+expect_exit() {
+  local want=$1
+  shift
+  local rc=0
+  "$@" </dev/null >"$E2E_DIR/expect_exit.out" 2>&1 || rc=$?
+  sed 's/^/  | /' "$E2E_DIR/expect_exit.out" >&2
+  [[ $rc == "$want" ]] || e2e_fail "exit $rc, not $want: $*"
+}
+
 # register_agent NAME [FLAG...]: `agent register` as the admin user, data in $E2E_DIR/agent-NAME.
 register_agent() {
   local name=$1
