@@ -103,6 +103,7 @@ export function createEditor({value = '', label = 'Flow definition (JSON)', id =
         h('div', {class: 'diagnostic-message', text: message}),
         excerpt.length ? h('pre', {class: 'excerpt'}, excerpt) : null));
       if (location) goToLine(location.line, location.column);
+      diagnostic.scrollIntoView({block: 'nearest'});
     },
     clearError() {
       errorLine = 0;

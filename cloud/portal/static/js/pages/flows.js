@@ -36,7 +36,7 @@ export async function renderList(view, ctx) {
         {label: 'Name', cell: (f) => h('div', {class: 'cell-main'},
           h('a', {href: `#/flows/${encodeURIComponent(f.flowId)}`, class: 'strong', text: f.name}),
           h('div', {class: 'cell-sub'}, idCell(f.flowId, 12)))},
-        {label: 'Latest version', cell: (f) => h('span', {class: 'badge badge-normal', text: `v${f.version}`})},
+        {label: 'Latest version', cell: (f) => h('span', {class: 'badge badge-version', text: `v${f.version}`})},
         {label: 'Updated', cell: (f) => timeCell(f.createdAtUnixMs)},
         {label: '', class: 'cell-actions', cell: (f) => h('div', {class: 'row-actions'},
           linkButton('Run', `#/runs/new?flow=${encodeURIComponent(f.flowId)}`, {kind: 'ghost', iconName: 'run'}))},

@@ -53,10 +53,11 @@ function connectionCell(names, run) {
   return connection ? h('span', {text: connection.name}) : h('span', {class: 'muted', title: run.connectionId, text: 'deleted connection'});
 }
 
-function stateCell(run) {
+function stateCell(run, {detail = true} = {}) {
   return h('div', {}, runStatePill(run.state),
     run.cancelRequested && !TERMINAL_RUN_STATES.has(run.state) ? h('div', {class: 'cell-sub', text: 'cancel requested'}) : null,
-    run.stateDetail && run.stateDetail !== runStateLabel(run.state) ? h('div', {class: 'cell-sub ellipsis', title: run.stateDetail, text: run.stateDetail}) : null);
+    detail && run.stateDetail && run.stateDetail !== runStateLabel(run.state)
+      ? h('div', {class: 'cell-sub ellipsis', title: run.stateDetail, text: run.stateDetail}) : null);
 }
 
 // Refreshes `refresh` every REFRESH_MS until the page goes away; errors show in `slot`.
@@ -98,7 +99,7 @@ export async function renderList(view, ctx) {
         {label: 'Run', cell: (r) => h('a', {href: `#/runs/${encodeURIComponent(r.runId)}`, class: 'strong'}, idCell(r.runId, 12))},
         {label: 'Flow', cell: (r) => flowCell(names, r)},
         {label: 'Connection', cell: (r) => connectionCell(names, r)},
-        {label: 'State', cell: stateCell},
+        {label: 'State', cell: (r) => stateCell(r)},
         {label: 'Priority', cell: (r) => priorityBadge(r.priority)},
         {label: 'Created', cell: (r) => timeCell(r.createdAtUnixMs)},
         {label: 'Duration', cell: runDuration},
@@ -187,7 +188,7 @@ export async function renderQueue(view, ctx) {
             {label: 'Flow', cell: ({run}) => flowCell(names, run)},
             {label: 'Connection', cell: ({run}) => connectionCell(names, run)},
             {label: 'Priority', cell: ({run}) => priorityBadge(run.priority)},
-            {label: 'State', cell: ({run}) => stateCell(run)},
+            {label: 'State', cell: ({run}) => stateCell(run, {detail: false})},
             {label: 'Waiting since', cell: ({run}) => timeCell(run.createdAtUnixMs)},
             {label: '', class: 'cell-actions', cell: ({run}) => run.cancelRequested ? h('span', {class: 'muted', text: 'cancelling…'})
               : button('Cancel', {kind: 'ghost-danger', iconName: 'stop', onClick: (e) => cancel(run, e.currentTarget)})},
