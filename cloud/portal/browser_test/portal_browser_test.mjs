@@ -82,7 +82,13 @@ async function shot(name) {
 }
 
 async function go(hash) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
+  // Resolves once the app's hashchange handler has run (it was registered first), so the old page
+  // is gone and the new one shows its loading state until its data is in.
+  await page.evaluate((h) => new Promise((resolve) => {
+    window.addEventListener('hashchange', () => resolve(), {once: true});
+    if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));  // render afresh
+    else location.hash = h;
+  }), hash);
   await page.locator('.view .loading').waitFor({state: 'detached'});
 }
 
@@ -317,6 +323,7 @@ try {
 
   const slowFlow = JSON.stringify({
     name: 'Wait a minute',
+    inputs: [{name: 'Seconds', type: 'number', default: 60, description: 'not used: the wait is fixed'}],
     outputs: [{name: 'Marker'}],
     actions: [
       {action: 'Variables.SetVariable', variable: 'Marker', value: 'started'},
@@ -331,7 +338,17 @@ try {
 
   // ---- The queue behind a running run: live progress, HIGH ahead of NORMAL, cancels -----------
   step = 'queue';
-  const slowRun = await startRun({flowName: 'wait-a-minute', connectionId});
+  // A refused input is shown at its field, with the cloud's message.
+  await go('#/runs/new');
+  await page.locator('select[name=flow]').selectOption(
+    await page.locator('select[name=flow] option', {hasText: 'wait-a-minute (v'}).getAttribute('value'));
+  await page.locator('[data-input="Seconds"]').fill('soon');
+  await page.locator('select[name=connection]').selectOption(connectionId);
+  await page.getByRole('button', {name: 'Start run'}).click();
+  await page.locator('form .alert[data-code="INVALID_ARGUMENT"]', {hasText: 'is not a number'}).waitFor();
+  await page.locator('.field:has([data-input="Seconds"]) .field-error', {hasText: 'is not a number'}).waitFor();
+  check(page.url().endsWith('#/runs/new'), 'a refused run stays on the form');
+  const slowRun = await startRun({flowName: 'wait-a-minute', connectionId, inputs: {Seconds: '60'}});
   await runState('running').waitFor({timeout: RUN_MS});
   // Live progress: while the run is still running, the page already shows action 0's events.
   // (Action 1, Flow.Wait, should show as running too, but the agent may hold its ActionStarted

@@ -343,8 +343,8 @@ export async function renderNew(view, ctx) {
         toast(`Run ${answer.runId.slice(0, 12)} queued.`);
         ctx.navigate(`#/runs/${encodeURIComponent(answer.runId)}`);
       } catch (e) {
-        // Input errors name the input ("input \"Count\": ..."): show them at its field too.
-        const m = /^input "([^"]+)"/.exec(e.message || '');
+        // Input errors name the input ("inputs: input \"Count\": ..."): show them at its field too.
+        const m = /^(?:inputs: )?input "([^"]+)"/.exec(e.message || '');
         const target = m && inputFields.find((x) => x.name === m[1]);
         if (target) target.field.setError(e.message);
         slot.show(e, {title: 'The run was not started'});
