@@ -516,6 +516,48 @@ TEST_F(AgentTest, JoinGroupWithAWrongPasswordStoresNothing) {
   EXPECT_THAT(ReadFile(second + "/agent.conf"), HasSubstr("group_id"));
 }
 
+// Live progress: an action's start reaches watchers while the action runs, even when the runner
+// wrote several events at once (they used to wait in the agent's read buffer for the next write).
+TEST_F(AgentTest, ProgressReachesWatchersWhileTheActionRuns) {
+  Register();
+  auto agent = StartAgent();
+  const std::string flow = Flow(R"({"name":"x","actions":[
+      {"action":"Variables.SetVariable","variable":"A","value":"1"},
+      {"action":"System.RunApplication","path":"/bin/sleep","arguments":["60"]}]})");
+  proto::RunFlowRequest request;
+  request.set_flow_id(flow);
+  request.set_connection_id(Connection(account_, "desk-pass"));
+  proto::RunFlowResponse response;
+  ASSERT_TRUE(runs_->RunFlow(CloudHarness::Context(token_).get(), request, &response).ok());
+
+  proto::WatchRunRequest watch;
+  watch.set_run_id(response.run_id());
+  auto context = CloudHarness::Context(token_);
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = runs_->WatchRun(context.get(), watch);
+  proto::RunEvent event;
+  bool sleep_started = false;
+  bool ended = false;
+  while (!sleep_started && reader->Read(&event)) {
+    if (event.has_job_event() && event.job_event().has_action_started() &&
+        event.job_event().action_started().index() == 1) {
+      sleep_started = true;
+    }
+    if (event.has_state_changed() && event.state_changed().state() >= proto::RUN_STATE_SUCCEEDED) {
+      ended = true;
+    }
+  }
+  context->TryCancel();
+  EXPECT_TRUE(sleep_started) << "action 1's start did not arrive while it ran\n" << agent->err();
+  EXPECT_FALSE(ended);
+
+  proto::CancelRunRequest cancel;
+  cancel.set_run_id(response.run_id());
+  proto::Run run;
+  ASSERT_TRUE(runs_->CancelRun(CloudHarness::Context(token_).get(), cancel, &run).ok());
+  EXPECT_EQ(WaitForEnd(response.run_id()).state(), proto::RUN_STATE_CANCELLED);
+}
+
 TEST_F(AgentTest, CancelKillsTheRunAndAnAttendedRunNeedsALoginSession) {
   Register();
   auto agent = StartAgent();

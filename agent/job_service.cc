@@ -49,6 +49,9 @@ struct JobService::Running {
 
 namespace {
 
+// The largest message the runner may send (a result with outputs at their limits fits easily).
+constexpr uint32_t kMaxRunnerMessage = 64u << 20;
+
 int64_t NowMs() { return absl::ToUnixMillis(WallNow()); }
 
 proto::ChannelMessage Rejected(const std::string& job_id, proto::JobRejectCode code,
@@ -474,9 +477,25 @@ void JobService::ReadRunner(std::shared_ptr<Running> running) {
     absl::MutexLock lock(&running->mu);
     return running->channel.lock();
   };
-  google::protobuf::io::FileInputStream input(running->from_runner);
+  // Length-delimited RunnerMessages, read with our own buffer: every whole message that has
+  // arrived is handled at once (a buffering stream would leave some waiting for the next poll,
+  // holding back live progress until the runner writes again).
+  std::string pending;
   std::optional<RunnerResult> runner_result;
   bool eof = false;
+  auto handle = [&](const RunnerMessage& message) {
+    if (message.has_event()) {
+      proto::JobEvent event = message.event();
+      event.set_job_id(running->job_id);
+      event.set_seq(++running->seq);
+      ledger_->AppendEvent(running->job_id, event).IgnoreError();
+      proto::ChannelMessage out;
+      *out.mutable_job_event() = event;
+      Send(channel_now(), out);
+    } else if (message.has_result()) {
+      runner_result = message.result();
+    }
+  };
   while (!eof && !runner_result.has_value()) {
     // Wait for data with a deadline: the job's timeout, and a pending cancel's SIGKILL.
     absl::Time kill_at;
@@ -500,24 +519,35 @@ void JobService::ReadRunner(std::shared_ptr<Running> running) {
       continue;
     }
     if (ready < 0 && errno == EINTR) continue;
-    RunnerMessage message;
-    bool clean_eof = false;
-    if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&message, &input, &clean_eof)) {
-      eof = true;
-      break;
-    }
-    if (message.has_event()) {
-      proto::JobEvent event = message.event();
-      event.set_job_id(running->job_id);
-      event.set_seq(++running->seq);
-      ledger_->AppendEvent(running->job_id, event).IgnoreError();
-      proto::ChannelMessage out;
-      *out.mutable_job_event() = event;
-      Send(channel_now(), out);
-    } else if (message.has_result()) {
-      runner_result = message.result();
+    char chunk[64 * 1024];
+    ssize_t n = read(running->from_runner, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the runner closed its end (or died)
+    pending.append(chunk, static_cast<size_t>(n));
+    while (!runner_result.has_value()) {
+      google::protobuf::io::CodedInputStream coded(reinterpret_cast<const uint8_t*>(pending.data()),
+                                                   static_cast<int>(pending.size()));
+      uint32_t size = 0;
+      if (!coded.ReadVarint32(&size)) {
+        if (pending.size() >= 5) eof = true;  // not a length prefix: a corrupt stream
+        break;
+      }
+      if (size > kMaxRunnerMessage) {
+        eof = true;
+        break;
+      }
+      const size_t header = static_cast<size_t>(coded.CurrentPosition());
+      if (pending.size() - header < size) break;  // the rest is on its way
+      RunnerMessage message;
+      if (!message.ParseFromArray(pending.data() + header, static_cast<int>(size))) {
+        eof = true;
+        break;
+      }
+      pending.erase(0, header + size);
+      handle(message);
     }
   }
+  if (eof) LogWarning("runner_stream_corrupt", {{"job_id", running->job_id}});
   close(running->from_runner);
   int status = 0;
   while (waitpid(running->pid, &status, 0) < 0 && errno == EINTR) {
