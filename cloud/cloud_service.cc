@@ -341,7 +341,12 @@ absl::StatusOr<proto::ListenToken> CloudService::MintListenToken(const std::stri
 void CloudService::FillMachineStatus(proto::Machine* machine) {
   if (status_ == nullptr) return;
   std::string run = status_->CurrentRun(machine->machine_id());
-  proto::MachineStatus status = status_->EntityStatus(machine->entity());
+  // Behind a gateway the agent listens on a member's local relay, which the cloud cannot see: its
+  // presence comes from the members' reports.
+  proto::MachineStatus status =
+      machine->cluster_id().empty() ? status_->EntityStatus(machine->entity())
+      : ReportedListening(machine->cluster_id(), machine->machine_id()) ? proto::MACHINE_STATUS_ONLINE
+                                                                        : proto::MACHINE_STATUS_OFFLINE;
   if (status == proto::MACHINE_STATUS_ONLINE && !run.empty()) status = proto::MACHINE_STATUS_BUSY;
   machine->set_status(status);
   machine->set_current_run_id(run);
@@ -899,7 +904,7 @@ absl::StatusOr<proto::ListenToken> CloudService::GetMemberListenToken(const Sign
 }
 
 absl::StatusOr<proto::ListMachinesResponse> CloudService::ListClusterMachines(
-    const SignedCaller& member) {
+    const SignedCaller& member, const proto::ListClusterMachinesRequest& request) {
   if (member.kind != SignedCaller::Kind::kClusterMember) {
     return absl::PermissionDeniedError("only gateway members list their cluster's machines");
   }
@@ -918,7 +923,30 @@ absl::StatusOr<proto::ListMachinesResponse> CloudService::ListClusterMachines(
     return true;
   }));
   RETURN_IF_ERROR(parse_error);
+  // The member's presence report, kept for the machines behind its own cluster only.
+  MemberReport report{member.cluster_id, absl::Now(), {}};
+  std::set<std::string> requested(request.listening_machine_ids().begin(),
+                                  request.listening_machine_ids().end());
+  for (const proto::Machine& machine : response.machines()) {
+    if (requested.count(machine.machine_id()) > 0) report.listening.insert(machine.machine_id());
+  }
+  absl::MutexLock lock(&reports_mu_);
+  member_reports_[member.id] = std::move(report);
   return response;
+}
+
+bool CloudService::ReportedListening(const std::string& cluster_id, const std::string& machine_id) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&reports_mu_);
+  for (auto it = member_reports_.begin(); it != member_reports_.end();) {
+    if (now - it->second.at > kGatewayReportTtl) {
+      it = member_reports_.erase(it);  // a member that stopped reporting
+      continue;
+    }
+    if (it->second.cluster_id == cluster_id && it->second.listening.count(machine_id) > 0) return true;
+    ++it;
+  }
+  return false;
 }
 
 absl::StatusOr<proto::GatewayCluster> CloudService::GetMachineCluster(const SignedCaller& machine) {

@@ -14,8 +14,10 @@
 #define TETHER_CLOUD_CLOUD_SERVICE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -122,7 +124,8 @@ class CloudService {
   absl::StatusOr<proto::GatewayCluster> GetCluster(const Caller& caller,
                                                    const proto::GetClusterRequest& request);
   absl::StatusOr<proto::ListenToken> GetMemberListenToken(const SignedCaller& member);
-  absl::StatusOr<proto::ListMachinesResponse> ListClusterMachines(const SignedCaller& member);
+  absl::StatusOr<proto::ListMachinesResponse> ListClusterMachines(
+      const SignedCaller& member, const proto::ListClusterMachinesRequest& request);
   absl::StatusOr<proto::GatewayCluster> GetMachineCluster(const SignedCaller& machine);
   absl::StatusOr<proto::GatewayCluster> RemoveClusterMember(
       const Caller& caller, const proto::RemoveClusterMemberRequest& request);
@@ -196,7 +199,23 @@ class CloudService {
   const ServiceOptions options_;
   MachineStatusSource* status_ = nullptr;
   absl::Mutex write_mu_;
+
+  // Presence reports of gateway members (ListClusterMachines): which machines listen on each
+  // member's local relay, and when the member said so. In memory only: members report every few
+  // seconds, so a restarted cloud knows again within one interval.
+  struct MemberReport {
+    std::string cluster_id;
+    absl::Time at;
+    std::set<std::string> listening;
+  };
+  // Whether a member of `cluster_id` reported `machine_id` listening within kGatewayReportTtl.
+  bool ReportedListening(const std::string& cluster_id, const std::string& machine_id);
+  absl::Mutex reports_mu_;
+  std::map<std::string, MemberReport> member_reports_ ABSL_GUARDED_BY(reports_mu_);
 };
+
+// How long a gateway member's presence report counts.
+inline constexpr absl::Duration kGatewayReportTtl = absl::Seconds(20);
 
 // Validation helpers shared with the REST adapter and tetherctl's tests.
 absl::Status ValidateDisplayName(absl::string_view field, absl::string_view name);

@@ -164,7 +164,9 @@ class ClusterServiceImpl final : public proto::ClusterService::Service {
   grpc::Status ListClusterMachines(grpc::ServerContext*, const proto::ListClusterMachinesRequest* request,
                                    proto::ListMachinesResponse* response) override {
     return AsSigned(auth_, "/tether.proto.ClusterService/ListClusterMachines", *request,
-                    [&](const SignedCaller& member) { return service_->ListClusterMachines(member); },
+                    [&](const SignedCaller& member) {
+                      return service_->ListClusterMachines(member, *request);
+                    },
                     response);
   }
   TETHER_USER_RPC(ClusterService, RemoveClusterMember, RemoveClusterMemberRequest, GatewayCluster,

@@ -388,6 +388,35 @@ TEST_F(ClusterRunTest, ARunGoesThroughAMemberToItsAgentWithTheEnvelopeResealed) 
   EXPECT_EQ(Executions().count("tampered"), 0u);
 }
 
+// The cloud cannot see a member's local relay: members report which agents listen there, and the
+// machine behind the gateway shows online while its agent runs, offline once it stops.
+TEST_F(ClusterRunTest, AMachineBehindTheGatewayShowsOnlineWhileItsAgentListens) {
+  StartCluster(1);
+  auto machines = proto::MachineService::NewStub(h_->channel());
+  auto status = [&]() {
+    proto::ListMachinesResponse list;
+    machines->ListMachines(CloudHarness::Context(token_).get(), {}, &list);
+    for (const proto::Machine& machine : list.machines()) {
+      if (machine.cluster_id() == cluster_.cluster_id()) return machine.status();
+    }
+    return proto::MACHINE_STATUS_UNSPECIFIED;
+  };
+  auto wait_for = [&](proto::MachineStatus wanted) {
+    const absl::Time deadline = absl::Now() + kWait;
+    proto::MachineStatus seen = status();
+    while (seen != wanted && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(100));
+      seen = status();
+    }
+    return seen;
+  };
+  EXPECT_EQ(wait_for(proto::MACHINE_STATUS_ONLINE), proto::MACHINE_STATUS_ONLINE)
+      << members_[0].process->err();
+  members_[0].agent->Signal(SIGTERM);
+  members_[0].agent->Wait();
+  EXPECT_EQ(wait_for(proto::MACHINE_STATUS_OFFLINE), proto::MACHINE_STATUS_OFFLINE);
+}
+
 TEST_F(ClusterRunTest, ThreeMembersShareTheRunsAndAKilledMemberLosesNone) {
   StartCluster(3);
   std::vector<std::string> runs;

@@ -34,6 +34,7 @@
 #include "common/proto/job.pb.h"
 #include "common/proto/signing_input.h"
 #include "grpcpp/grpcpp.h"
+#include "relay/relay_context.h"
 #include "relay/relay_server.h"
 
 namespace tether::gateway {
@@ -89,6 +90,7 @@ struct GatewayMember::Impl {
   size_t next_agent ABSL_GUARDED_BY(mu) = 0;
   std::vector<std::thread> threads ABSL_GUARDED_BY(mu);
   bool stopping ABSL_GUARDED_BY(mu) = false;
+  absl::CondVar stop_cv;  // wakes the presence reporter when stopping
 
   // Records (synced) that `job_id` goes to `machine_id` before it is sent there.
   absl::Status RecordForward(const std::string& job_id, const std::string& machine_id);
@@ -97,7 +99,11 @@ struct GatewayMember::Impl {
   // The machines behind the cluster, from the cloud (refreshed at most every 2 s on a miss).
   absl::StatusOr<proto::Machine> Machine(const std::string& machine_id, bool refresh);
   std::vector<proto::Machine> Machines();
+  // Fetches the machines behind the cluster and, in the same signed call, reports which of them
+  // listen on the local relay now.
   absl::Status RefreshMachines();
+  // Calls RefreshMachines every presence_report_interval until Stop.
+  void ReportPresence();
 
   absl::StatusOr<proto::ListenToken> AgentToken(const proto::GetListenTokenRequest& request);
   std::string LocalSendToken(const std::string& entity) const;
@@ -134,6 +140,14 @@ absl::Status GatewayMember::Impl::LoadForwards() {
 
 absl::Status GatewayMember::Impl::RefreshMachines() {
   proto::ListClusterMachinesRequest request;
+  {
+    absl::MutexLock lock(&mu);
+    for (const auto& [id, machine] : machines) {
+      if (!local_relay->context().registry.ListenerIds(RelayName(machine.entity())).empty()) {
+        request.add_listening_machine_ids(id);
+      }
+    }
+  }
   RETURN_IF_ERROR(auth::SignMachineAuth("/tether.proto.ClusterService/ListClusterMachines",
                                         options.identity.member_id(), options.member_signing_key,
                                         WallNow(), &request));
@@ -145,6 +159,23 @@ absl::Status GatewayMember::Impl::RefreshMachines() {
   machines.clear();
   for (const proto::Machine& machine : response.machines()) machines[machine.machine_id()] = machine;
   return absl::OkStatus();
+}
+
+void GatewayMember::Impl::ReportPresence() {
+  absl::Status last = absl::OkStatus();
+  while (true) {
+    {
+      absl::MutexLock lock(&mu);
+      const absl::Time until = absl::Now() + options.presence_report_interval;
+      while (!stopping && absl::Now() < until) stop_cv.WaitWithDeadline(&mu, until);
+      if (stopping) return;
+    }
+    absl::Status status = RefreshMachines();
+    if (!status.ok() && last.ok()) {  // once per outage, not every interval
+      LogWarning("gateway_presence_report_failed", {{"error", status.ToString()}});
+    }
+    last = status;
+  }
 }
 
 absl::StatusOr<proto::Machine> GatewayMember::Impl::Machine(const std::string& machine_id, bool refresh) {
@@ -587,6 +618,10 @@ absl::StatusOr<std::unique_ptr<GatewayMember>> GatewayMember::Start(MemberOption
   };
   ASSIGN_OR_RETURN(impl->cloud_listener, net::RelayListener::Create(std::move(listener)));
   RETURN_IF_ERROR(impl->cloud_listener->Start());
+  {
+    absl::MutexLock lock(&impl->mu);
+    impl->threads.emplace_back([raw] { raw->ReportPresence(); });
+  }
   LogInfo("gateway_member_started", {{"member_id", o.identity.member_id()},
                                      {"cluster_id", o.identity.cluster_id()},
                                      {"local_relay", impl->advertised_relay_url},
@@ -601,6 +636,7 @@ void GatewayMember::Stop() {
     absl::MutexLock lock(&impl_->mu);
     if (impl_->stopping) return;
     impl_->stopping = true;
+    impl_->stop_cv.SignalAll();
   }
   if (impl_->cloud_listener != nullptr) impl_->cloud_listener->Stop();
   {

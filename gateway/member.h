@@ -34,6 +34,9 @@ struct MemberOptions {
   std::string state_dir;
   // The local relay's URL as agents reach it; default http(s)://<local_relay_listen host>:<port>.
   std::string advertised_relay_url;
+  // How often the member tells the cloud which local agents listen (ListClusterMachines): the
+  // cloud shows machines behind a gateway online from these reports.
+  absl::Duration presence_report_interval = absl::Seconds(5);
 };
 
 class GatewayMember {
