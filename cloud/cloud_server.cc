@@ -234,6 +234,9 @@ std::string CloudServer::MetricsText() const {
   metric("tether_cloud_channel_failures_total", "counter",
          "Relay channels that failed to open or broke.", s.channel_failures);
   metric("tether_cloud_dispatch_links", "gauge", "Machines and cluster slots being served.", s.links);
+  metric("tether_cloud_presence_fetches_total", "counter",
+         "Presence questions sent to the relay (answers and failures are both cached 2 s).",
+         s.presence_fetches);
   metric("tether_cloud_store_sync_writes_total", "counter", "Synced RocksDB writes (group commits).",
          w.writes);
   metric("tether_cloud_store_batches_total", "counter", "Batches committed through group commit.",

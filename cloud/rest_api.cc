@@ -223,7 +223,9 @@ http::Response RestApi::Handle(const http::Request& request) const {
     count(status);
     if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kDataLoss ||
         status.code() == absl::StatusCode::kUnknown) {
+      // The details (store errors, file names) are for the operator's log, not the browser.
       LogError("rest_call_failed", {{"method", method}, {"error", status.ToString()}});
+      return ErrorResponse(absl::Status(status.code(), "internal error; the cloud's log has the details"));
     }
     return ErrorResponse(status);
   };

@@ -3,6 +3,7 @@
 // adapters cannot drift apart; bad input gets its error and stores nothing.
 #include "cloud/rest_api.h"
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "cloud/testing/cloud_harness.h"
 #include "common/crypto/envelope.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
@@ -47,8 +49,11 @@ struct Reply {
 
 class RestApiTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    auto harness = CloudHarness::Start();
+  void SetUp() override { Start(nullptr); }
+
+  void Start(std::function<void(RunManagerOptions&)> tweak) {
+    h_.reset();
+    auto harness = CloudHarness::Start(std::move(tweak));
     ASSERT_TRUE(harness.ok()) << harness.status();
     h_ = *std::move(harness);
     auto alice = h_->CreateUser("alice");
@@ -96,6 +101,21 @@ class RestApiTest : public ::testing::Test {
     auto status = google::protobuf::util::JsonStringToMessage(reply.body, &message);
     EXPECT_TRUE(status.ok()) << status.ToString() << " in " << reply.body;
     return message;
+  }
+
+  // The events of a WatchRun answer, {"events": [RunEvent...]}, read through google.protobuf.Struct.
+  std::vector<proto::RunEvent> Events(const Reply& reply) {
+    google::protobuf::Struct answer;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(reply.body, &answer).ok()) << reply.body;
+    std::vector<proto::RunEvent> events;
+    for (const google::protobuf::Value& value : answer.fields().at("events").list_value().values()) {
+      std::string json;
+      EXPECT_TRUE(google::protobuf::util::MessageToJsonString(value, &json).ok());
+      proto::RunEvent event;
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &event).ok()) << json;
+      events.push_back(std::move(event));
+    }
+    return events;
   }
 
   std::string Json(const google::protobuf::Message& message) {
@@ -265,24 +285,13 @@ TEST_F(RestApiTest, ConnectionsRunsAndEventsEndToEnd) {
                        absl::StrCat(R"({"runId": ")", run_id, R"(", "sinceSeq": ")", since, "\"}"),
                        alice_);
     ASSERT_EQ(watch.status, 200) << watch.body;
-    // {"events": [...]} is not a proto message of its own: split the array by hand.
-    std::string list = watch.body.substr(watch.body.find('[') + 1);
-    list = list.substr(0, list.rfind(']'));
-    size_t depth = 0, start = 0;
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (list[i] == '{' && depth++ == 0) start = i;
-      if (list[i] == '}' && --depth == 0) {
-        proto::RunEvent event;
-        ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(list.substr(start, i - start + 1),
-                                                                &event)
-                        .ok());
-        EXPECT_GT(event.seq(), since);
-        since = event.seq();
-        if (event.has_state_changed() && event.state_changed().state() == proto::RUN_STATE_SUCCEEDED) {
-          ended = true;
-        }
-        events.push_back(event);
+    for (const proto::RunEvent& event : Events(watch)) {
+      EXPECT_GT(event.seq(), since);
+      since = event.seq();
+      if (event.has_state_changed() && event.state_changed().state() == proto::RUN_STATE_SUCCEEDED) {
+        ended = true;
       }
+      events.push_back(event);
     }
     if (!ended) absl::SleepFor(absl::Milliseconds(20));  // the portal's poll interval, shortened
   }
@@ -293,6 +302,89 @@ TEST_F(RestApiTest, ConnectionsRunsAndEventsEndToEnd) {
   EXPECT_EQ(final_run.state(), proto::RUN_STATE_SUCCEEDED);
   ASSERT_EQ(final_run.outputs().count("result"), 1u);
   EXPECT_EQ(final_run.outputs().at("result"), "ok:desk-user");  // the stub opened the envelope
+}
+
+// A run with a long history: gRPC streams every event in order; REST hands it out 500 at a time.
+TEST_F(RestApiTest, WatchRunPagesALongHistory) {
+  testing::StubAgentOptions options;
+  options.log_lines_per_job = 1200;
+  auto agent = h_->StartAgent(machine_, options);
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  proto::CreateConnectionRequest create;
+  create.set_connection_id("conn-rest-long-0000001");
+  create.set_name("long");
+  create.mutable_target()->set_machine_id(machine_.machine_id);
+  create.set_username("desk-user");
+  create.set_mode(proto::RUN_MODE_UNATTENDED);
+  *create.mutable_sealed_credentials() = *crypto::SealCredentials(
+      machine_.x25519.public_key, create.connection_id(), {"desk-user", crypto::SecretBytes("pw-1")});
+  ASSERT_EQ(Call("ConnectionService/CreateConnection", Json(create), alice_).status, 200);
+  proto::CreateFlowRequest flow;
+  flow.set_name("hello");
+  flow.set_definition_json(kFlow);
+  Reply created = Call("FlowService/CreateFlow", Json(flow), alice_);
+  ASSERT_EQ(created.status, 200);
+  proto::RunFlowRequest run;
+  run.set_flow_id(Parse<proto::Flow>(created).flow_id());
+  run.set_connection_id(create.connection_id());
+  Reply started = Call("RunService/RunFlow", Json(run), alice_);
+  ASSERT_EQ(started.status, 200) << started.body;
+  const std::string run_id = Parse<proto::RunFlowResponse>(started).run_id();
+
+  // gRPC: the whole history, in order, without gaps, until the run ends.
+  auto runs = proto::RunService::NewStub(h_->channel());
+  proto::WatchRunRequest watch;
+  watch.set_run_id(run_id);
+  auto context = CloudHarness::Context(alice_);
+  auto reader = runs->WatchRun(context.get(), watch);
+  proto::RunEvent event;
+  uint64_t last = 0;
+  int log_lines = 0;
+  proto::RunState final_state = proto::RUN_STATE_UNSPECIFIED;
+  while (reader->Read(&event)) {
+    ASSERT_EQ(event.seq(), last + 1);
+    last = event.seq();
+    if (event.has_job_event() && event.job_event().has_log_line()) ++log_lines;
+    if (event.has_state_changed()) final_state = event.state_changed().state();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(final_state, proto::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(log_lines, 1200);
+  ASSERT_GT(last, 1000u);
+
+  // REST: at most 500 per answer, continuing from the last seq.
+  uint64_t since = 0;
+  int answers = 0;
+  while (since < last) {
+    Reply page = Call("RunService/WatchRun",
+                      absl::StrCat(R"({"runId": ")", run_id, R"(", "sinceSeq": ")", since, "\"}"),
+                      alice_);
+    ASSERT_EQ(page.status, 200);
+    std::vector<proto::RunEvent> events = Events(page);
+    ASSERT_FALSE(events.empty());
+    ASSERT_LE(events.size(), static_cast<size_t>(kRestWatchBatch));
+    if (since + kRestWatchBatch <= last) {
+      EXPECT_EQ(events.size(), static_cast<size_t>(kRestWatchBatch));
+    }
+    for (const proto::RunEvent& event : events) ASSERT_EQ(event.seq(), ++since);
+    ++answers;
+  }
+  EXPECT_EQ(since, last);
+  EXPECT_EQ(answers, static_cast<int>((last + kRestWatchBatch - 1) / kRestWatchBatch));
+}
+
+// While the relay does not answer, a machine's presence question is not asked again on every
+// listing: failures are cached like answers.
+TEST_F(RestApiTest, ARelayThatDoesNotAnswerIsAskedOncePerTtl) {
+  Start([](RunManagerOptions& options) { options.presence_ttl = absl::Minutes(10); });
+  h_->relay().Kill();
+  const uint64_t before = h_->cloud().runs()->stats().presence_fetches;
+  for (int i = 0; i < 3; ++i) {
+    Reply list = Call("MachineService/ListMachines", "{}", alice_);
+    ASSERT_EQ(list.status, 200) << list.body;
+    EXPECT_THAT(list.body, HasSubstr("MACHINE_STATUS_UNSPECIFIED"));
+  }
+  EXPECT_EQ(h_->cloud().runs()->stats().presence_fetches, before + 1);
 }
 
 TEST_F(RestApiTest, ServesThePortalWithItsSecurityHeaders) {

@@ -61,6 +61,8 @@ namespace {
 constexpr absl::Duration kReceivePoll = absl::Milliseconds(250);
 constexpr absl::Duration kPresenceTimeout = absl::Seconds(2);
 constexpr size_t kRequestIdMax = 128;
+// Run events read from the store per round of WatchRun.
+constexpr size_t kWatchBatch = 500;
 
 int64_t NowMs() { return absl::ToUnixMillis(WallNow()); }
 
@@ -1139,7 +1141,9 @@ absl::Status RunManager::WatchRun(const Caller& caller, const proto::WatchRunReq
                                   return false;
                                 }
                                 events.push_back(std::move(event));
-                                return true;
+                                // A batch at a time: a long history is never read whole, and a
+                                // watcher that stops early (REST) pays for what it takes.
+                                return events.size() < kWatchBatch;
                               }));
     RETURN_IF_ERROR(error);
     bool terminal = false;
@@ -1172,12 +1176,21 @@ proto::MachineStatus RunManager::EntityStatus(const std::string& entity) {
     absl::MutexLock lock(&mu_);
     auto it = presence_.find(entity);
     if (it != presence_.end() && absl::Now() - it->second.second < options_.presence_ttl) {
+      if (it->second.first < 0) return proto::MACHINE_STATUS_UNSPECIFIED;  // the relay did not answer
       return it->second.first > 0 ? proto::MACHINE_STATUS_ONLINE : proto::MACHINE_STATUS_OFFLINE;
     }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.presence_fetches;
   }
   absl::StatusOr<proto::ListenerPresence> answer = FetchPresence(entity);
   if (!answer.ok()) {
     LogWarning("presence_failed", {{"entity", entity}, {"error", answer.status().ToString()}});
+    // Remembered like an answer (count -1): while the relay is slow or down, a listing of many
+    // machines must not wait out one timeout per machine on every call.
+    absl::MutexLock lock(&mu_);
+    presence_[entity] = {-1, absl::Now()};
     return proto::MACHINE_STATUS_UNSPECIFIED;
   }
   absl::MutexLock lock(&mu_);

@@ -94,6 +94,7 @@ struct RunManagerStats {
   uint64_t rejections = 0;
   uint64_t channel_failures = 0;
   uint64_t runs_finished = 0;
+  uint64_t presence_fetches = 0;  // presence questions sent to the relay (answered or not)
   int64_t runs_active = 0;
   int64_t links = 0;
 };

@@ -66,6 +66,7 @@ TEST(PortalAssetsTest, EveryAnswerCarriesTheSecurityHeaders) {
     EXPECT_EQ(Header(response, "Content-Security-Policy"), kContentSecurityPolicy) << path;
     EXPECT_EQ(Header(response, "X-Frame-Options"), "DENY") << path;
     EXPECT_EQ(Header(response, "Referrer-Policy"), "no-referrer") << path;
+    EXPECT_EQ(Header(response, "Strict-Transport-Security"), "max-age=31536000") << path;
   }
   EXPECT_TRUE(absl::StrContains(kContentSecurityPolicy, "script-src 'self';"));
   EXPECT_FALSE(absl::StrContains(kContentSecurityPolicy, "unsafe-inline"));
