@@ -167,6 +167,9 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
     server->rest_ = std::make_unique<RestApi>(server->auth_.get(), server->service_.get(),
                                               server->runs_.get());
     CloudServer* self = server.get();
+    http_options.body_limit_for = [self, large = http_options.body_limit](const http::Request& head) {
+      return self->rest_->BodyLimitFor(head, large);
+    };
     absl::StatusOr<std::unique_ptr<http::Server>> http_server =
         http::Server::Start(std::move(http_options), [self](const http::Request& request) {
           if (absl::StartsWith(request.path, kRestPrefix)) return self->rest_->Handle(request);

@@ -261,6 +261,11 @@ http::Response RestApi::Handle(const http::Request& request) const {
   return JsonResponse(200, *std::move(answer));
 }
 
+size_t RestApi::BodyLimitFor(const http::Request& head, size_t large) const {
+  if (!absl::StartsWith(head.path, kRestPrefix)) return kSmallBody;
+  return auth_->AuthenticateUser(head.Header("Authorization")).ok() ? large : kSmallBody;
+}
+
 std::map<std::string, uint64_t> RestApi::CallCounts() const {
   absl::MutexLock lock(&mu_);
   return calls_;

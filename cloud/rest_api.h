@@ -23,6 +23,7 @@
 #ifndef TETHER_CLOUD_REST_API_H_
 #define TETHER_CLOUD_REST_API_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -41,6 +42,9 @@ namespace tether::cloud {
 // The path prefix of every REST endpoint.
 inline constexpr absl::string_view kRestPrefix = "/api/v1/";
 
+// The body limit of requests that are not authenticated API calls.
+inline constexpr size_t kSmallBody = 16 << 10;
+
 // Most events one WatchRun answer carries.
 inline constexpr int kRestWatchBatch = 500;
 
@@ -51,6 +55,11 @@ class RestApi {
 
   // Answers a request whose path starts with kRestPrefix.
   http::Response Handle(const http::Request& request) const;
+
+  // The body a request may send, from its header alone (http::ServerOptions::body_limit_for):
+  // `large` for an API call whose bearer token authenticates, kSmallBody otherwise, so nobody
+  // without a token can make the server hold megabytes.
+  size_t BodyLimitFor(const http::Request& head, size_t large) const;
 
   // Calls answered since start, by outcome code name ("OK", "NOT_FOUND", ...), for /metrics.
   std::map<std::string, uint64_t> CallCounts() const;

@@ -211,6 +211,7 @@ class Connection;
 struct ServerState {
   Handler handler;
   std::size_t body_limit = 0;
+  std::function<std::size_t(const Request&)> body_limit_for;
   std::chrono::milliseconds read_timeout{0};
   std::size_t max_connections = 0;
   std::unique_ptr<ssl::context> tls;  // null when plaintext
@@ -313,6 +314,15 @@ class Session : public Connection {
 
   void OnReadHeader(beast::error_code ec, std::size_t) {
     if (ec) return OnReadError(ec);
+    if (state_->body_limit_for) {
+      Request head;
+      if (!HeadOf(parser_->get(), &head)) return Refuse(400, "malformed request target");
+      const std::size_t limit = std::min(state_->body_limit, state_->body_limit_for(head));
+      if (parser_->content_length().value_or(0) > limit) {
+        return Refuse(413, absl::StrCat("request body is larger than ", limit, " bytes"));
+      }
+      parser_->body_limit(limit);  // a chunked body is counted as it arrives
+    }
     if (!parser_->is_done() &&
         absl::EqualsIgnoreCase(View(parser_->get()[bhttp::field::expect]), "100-continue")) {
       // curl and others wait for this before sending a larger body.
@@ -367,17 +377,23 @@ class Session : public Connection {
     Send(TextResponse(status, reason), 11, false, false);
   }
 
+  // Method, target, path, query and headers of `raw`; false for an unparsable target.
+  static bool HeadOf(const BeastRequest& raw, Request* request) {
+    request->method = View(raw.method_string());
+    request->target = View(raw.target());
+    if (!ParseTarget(request->target, request)) return false;
+    request->headers.reserve(std::distance(raw.begin(), raw.end()));
+    for (const auto& field : raw) {
+      request->headers.emplace_back(View(field.name_string()), View(field.value()));
+    }
+    return true;
+  }
+
   void Handle() {
     BeastRequest raw = parser_->release();
     parser_.reset();
     Request request;
-    request.method = View(raw.method_string());
-    request.target = View(raw.target());
-    if (!ParseTarget(request.target, &request)) return Refuse(400, "malformed request target");
-    request.headers.reserve(std::distance(raw.begin(), raw.end()));
-    for (const auto& field : raw) {
-      request.headers.emplace_back(View(field.name_string()), View(field.value()));
-    }
+    if (!HeadOf(raw, &request)) return Refuse(400, "malformed request target");
     request.body = std::move(raw.body());
     Response response = CallHandler(state_->handler, request);
     Send(response, raw.version(), raw.keep_alive(), raw.method() == bhttp::verb::head);
@@ -638,6 +654,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   }
   state.handler = std::move(handler);
   state.body_limit = options.body_limit;
+  state.body_limit_for = options.body_limit_for;
   // Capped so that "now + timeout" cannot overflow the steady clock (InfiniteDuration included).
   absl::Duration read_timeout = std::min(options.read_timeout, kMaxReadTimeout);
   state.read_timeout =

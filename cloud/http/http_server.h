@@ -78,6 +78,12 @@ struct ServerOptions {
   bool insecure = false;        // plaintext; only with a loopback `listen` and no TLS files
   int threads = 1;              // I/O threads, >= 1
   size_t body_limit = 1 << 20;
+  // Optional: the body limit of one request, decided from its header before any of the body is
+  // read (the Request has method, target, path, query and headers; no body). At most
+  // `body_limit` is used. A larger Content-Length is answered 413 at once, so a client cannot make
+  // the server hold a large body it would refuse anyway (the cloud allows large bodies only to
+  // callers whose token authenticates). Called on an I/O thread, like the handler.
+  std::function<size_t(const Request& head)> body_limit_for{};
   // How long a client has to deliver a request (header and body, each) and to take a response;
   // also how long an idle keep-alive connection is kept open. At most 24 hours are used.
   absl::Duration read_timeout = absl::Seconds(30);

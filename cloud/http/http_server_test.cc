@@ -345,6 +345,37 @@ TEST_F(HttpServerTest, BodyOverTheLimitIs413AndNeverReachesTheHandler) {
   EXPECT_EQ(client.RoundTrip(Post("/upload", std::string(64, 'y'))).result_int(), 200);
 }
 
+// body_limit_for decides from the header alone, before the body is read; the server-wide limit
+// still caps it.
+TEST_F(HttpServerTest, APerRequestBodyLimitIsDecidedFromTheHeader) {
+  ServerOptions options;
+  options.body_limit = 512;
+  options.body_limit_for = [](const Request& head) -> size_t {
+    EXPECT_TRUE(head.body.empty());
+    return head.Header("Authorization") == "Bearer ok" ? 100000 : 16;
+  };
+  auto server = StartPlain(options);
+  ASSERT_NE(server, nullptr);
+  auto post = [](const std::string& body, const std::string& auth) {
+    return absl::StrCat("POST /upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: ", auth,
+                        "\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
+  };
+  std::string chunked_17 = absl::StrCat("POST /upload HTTP/1.1\r\nHost: localhost\r\n"
+                                        "Authorization: Bearer no\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                        "11\r\n", std::string(17, 'c'), "\r\n0\r\n\r\n");
+  for (const std::string& refused : {post(std::string(17, 'x'), "Bearer no"), chunked_17,
+                                     post(std::string(513, 'x'), "Bearer ok")}) {
+    Client client(server->port());
+    EXPECT_EQ(client.RoundTrip(refused).result_int(), 413);
+  }
+  EXPECT_TRUE(log_.requests().empty());
+  Client small(server->port());
+  EXPECT_EQ(small.RoundTrip(post(std::string(16, 'y'), "Bearer no")).result_int(), 200);
+  Client large(server->port());
+  EXPECT_EQ(large.RoundTrip(post(std::string(512, 'z'), "Bearer ok")).result_int(), 200);
+  EXPECT_EQ(log_.requests().size(), 2u);
+}
+
 TEST_F(HttpServerTest, MalformedRequestsAre400AndClosed) {
   const std::string cases[] = {
       "hello world\r\n\r\n",
