@@ -187,12 +187,13 @@ RestApi::RestApi(Authenticator* auth, CloudService* service, RunManager* runs) :
   TETHER_REST(RunService, ListRuns, ListRunsRequest, runs);
 #undef TETHER_REST
 
-  // The events durable now, without waiting: WatchRun stops at the first wait (cancelled) or
-  // once the batch is full (emit returns false); both end the answer normally.
+  // The events durable now, without waiting (recorded_only), at most a batch: a full batch ends
+  // the call with kCancelled from emit, which ends the answer normally too.
   endpoints_["RunService/WatchRun"] = [runs](const Caller& caller,
                                              const std::string& body) -> absl::StatusOr<std::string> {
     absl::StatusOr<proto::WatchRunRequest> request = FromJson<proto::WatchRunRequest>(body);
     if (!request.ok()) return request.status();
+    request->set_recorded_only(true);  // an I/O thread never waits on a run
     std::vector<std::string> events;
     absl::Status printed;
     absl::Status status = runs->WatchRun(
@@ -206,7 +207,7 @@ RestApi::RestApi(Authenticator* auth, CloudService* service, RunManager* runs) :
           events.push_back(*std::move(json));
           return events.size() < static_cast<size_t>(kRestWatchBatch);
         },
-        [] { return true; });
+        [] { return false; });
     if (!printed.ok()) return printed;
     if (!status.ok() && status.code() != absl::StatusCode::kCancelled) return status;
     return absl::StrCat("{\"events\":[", absl::StrJoin(events, ","), "]}");

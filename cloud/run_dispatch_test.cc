@@ -235,6 +235,33 @@ TEST_F(RunDispatchTest, ABusyMachineKeepsTheRunQueuedAndItRunsOnceFree) {
   EXPECT_EQ(agent->executions(run.job_id()), 1);
 }
 
+// recorded_only: the history so far, then the call ends although the run goes on.
+TEST_F(RunDispatchTest, WatchRunRecordedOnlyEndsWithTheHistorySoFar) {
+  StubAgentOptions options;
+  options.hold_jobs = true;
+  auto agent = Agent(options);
+  proto::Run running = RunFlow();
+  ASSERT_EQ(WaitForState(running.run_id(), proto::RUN_STATE_RUNNING).state(), proto::RUN_STATE_RUNNING);
+  proto::WatchRunRequest watch;
+  watch.set_run_id(running.run_id());
+  watch.set_recorded_only(true);
+  auto context = CloudHarness::Context(token_);
+  auto reader = runs_->WatchRun(context.get(), watch);
+  proto::RunEvent event;
+  std::vector<proto::RunState> states;
+  while (reader->Read(&event)) {
+    if (event.has_state_changed()) states.push_back(event.state_changed().state());
+  }
+  grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();  // not the 30 s deadline
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), proto::RUN_STATE_RUNNING);
+  proto::Run still = Get(running.run_id());
+  EXPECT_EQ(still.state(), proto::RUN_STATE_RUNNING);  // it goes on
+  agent->Release(still.job_id());
+  EXPECT_EQ(WaitForState(running.run_id(), proto::RUN_STATE_SUCCEEDED).state(), proto::RUN_STATE_SUCCEEDED);
+}
+
 TEST_F(RunDispatchTest, CancelEndsAQueuedRunAtOnceAndARunningOneOnTheAgent) {
   proto::Run queued = RunFlow();
   proto::CancelRunRequest cancel;

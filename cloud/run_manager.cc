@@ -1153,6 +1153,7 @@ absl::Status RunManager::WatchRun(const Caller& caller, const proto::WatchRunReq
       if (event.has_state_changed() && IsTerminal(event.state_changed().state())) terminal = true;
     }
     if (terminal) return absl::OkStatus();
+    if (request.recorded_only() && events.size() < kWatchBatch) return absl::OkStatus();
     if (events.empty()) {
       storage::StoredRun stored;
       if (GetRecord(*db_, kRunsCf, request.run_id(), &stored).ok() &&

@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "tools/tetherctl/output.h"
 
 namespace tether::tetherctl {
@@ -18,55 +17,6 @@ std::string StreamLabel(proto::JobEvent::LogLine::Stream stream) {
     default: return "log";
   }
 }
-
-// Cancels a call once `idle` passes without Touch().
-class IdleCanceller {
- public:
-  IdleCanceller(grpc::ClientContext* context, absl::Duration idle)
-      : context_(context), idle_(idle), thread_([this] { Loop(); }) {}
-  ~IdleCanceller() {
-    {
-      absl::MutexLock lock(&mu_);
-      stop_ = true;
-    }
-    cv_.Signal();
-    thread_.join();
-  }
-  void Touch() {
-    absl::MutexLock lock(&mu_);
-    touched_ = true;
-  }
-  bool fired() const {
-    absl::MutexLock lock(&mu_);
-    return fired_;
-  }
-
- private:
-  void Loop() {
-    absl::MutexLock lock(&mu_);
-    while (!stop_) {
-      const absl::Time deadline = absl::Now() + idle_;
-      while (!stop_ && !cv_.WaitWithDeadline(&mu_, deadline)) {
-      }
-      if (stop_) return;
-      if (!touched_) {
-        fired_ = true;
-        context_->TryCancel();
-        return;
-      }
-      touched_ = false;
-    }
-  }
-
-  grpc::ClientContext* const context_;
-  const absl::Duration idle_;
-  mutable absl::Mutex mu_;
-  absl::CondVar cv_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  bool touched_ ABSL_GUARDED_BY(mu_) = false;
-  bool fired_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -169,17 +119,15 @@ absl::StatusOr<proto::Run> FollowRun(const CloudClient& client, const std::strin
   int failures = 0;
   while (true) {
     std::unique_ptr<grpc::ClientContext> context = client.NewContext(/*deadline=*/false);
-    std::optional<IdleCanceller> idle;
-    if (!options.until_terminal) idle.emplace(context.get(), options.idle);
     proto::WatchRunRequest request;
     request.set_run_id(run_id);
     request.set_since_seq(since_seq);
+    request.set_recorded_only(!options.until_terminal);
     std::unique_ptr<grpc::ClientReader<proto::RunEvent>> reader =
         client.runs()->WatchRun(context.get(), request);
     proto::RunEvent event;
     absl::Status printed = absl::OkStatus();
     while (reader->Read(&event)) {
-      if (idle) idle->Touch();
       failures = 0;
       since_seq = event.seq();
       printed = printer.Print(event);
@@ -190,7 +138,7 @@ absl::StatusOr<proto::Run> FollowRun(const CloudClient& client, const std::strin
     }
     const grpc::Status status = reader->Finish();
     if (!printed.ok()) return printed;
-    if (status.ok() || (idle && idle->fired())) break;
+    if (status.ok()) break;
     if (status.error_code() == grpc::StatusCode::UNAVAILABLE && ++failures <= options.max_reconnects) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250 << failures));  // retry backoff
       continue;

@@ -47,10 +47,9 @@ class RunEventPrinter {
 };
 
 struct FollowOptions {
-  // Keep following until the run is terminal. When false and the run is not terminal, stop once
-  // the cloud has sent nothing for `idle` (what it had recorded has been shown).
+  // Keep following until the run is terminal. When false, show what the cloud has recorded so
+  // far and stop (WatchRunRequest.recorded_only).
   bool until_terminal = true;
-  absl::Duration idle = absl::Seconds(1);
   // A stream broken by UNAVAILABLE is resumed (from the last event seen) this many times in a row.
   int max_reconnects = 5;
 };
