@@ -141,6 +141,13 @@ try {
   check(apiCall && !apiCall.url.includes(TOKEN), 'the token travels as a bearer header, not in the URL');
   log('signed in');
 
+  // A hash that is not valid percent-encoding is a page that does not exist, not an exception.
+  step = 'malformed hash';
+  await page.evaluate(() => { location.hash = '#/runs/%E0'; });
+  await page.locator('.view .alert[data-code="NOT_FOUND"]', {hasText: 'Page not found'}).waitFor();
+  check(pageErrors.length === 0, `#/runs/%E0 shows "not found" without an exception (${pageErrors.join('; ')})`);
+  log('#/runs/%E0: not found');
+
   // ---- Machines: both agents listed, the direct one online; share it with alice -----------------
   step = 'machines';
   await go('#/machines');
@@ -153,6 +160,8 @@ try {
   const direct = machines.find((m) => m.name === 'desk-direct');
   const viaGateway = machines.find((m) => m.name === 'desk-gateway');
   check(direct && viaGateway, 'the API lists both agents');
+  // desk-direct's recipient key id: the first 16 bytes of SHA-256 of its X25519 public key.
+  const keyId = createHash('sha256').update(Buffer.from(direct.x25519Pub, 'base64')).digest().subarray(0, 16);
   // The machine behind the gateway is online too: its member reports the agents on its local relay.
   await gatewayRow.locator('.pill[data-status="online"]').waitFor({timeout: RUN_MS});
   check(await api('MachineService', 'ListMachines').then((r) =>
@@ -199,6 +208,8 @@ try {
   // password field is empty because the password was sealed (and dropped) before the request.
   await fillConnection('direct');
   await page.locator('.seal-note', {hasText: 'desk-direct'}).waitFor();
+  // The form shows the key id it seals to, for the user to compare.
+  await page.locator(`.seal-note .key-id[data-key-id="${keyId.toString('hex')}"]`).waitFor();
   await shot('connection-form');
   await page.getByRole('button', {name: 'Seal and save'}).click();
   const refusal = page.locator('form .alert');
@@ -209,6 +220,23 @@ try {
   await page.locator('.field-error', {hasText: 'type it again'}).waitFor();
   const creates = () => sent.filter((r) => r.url.endsWith('/api/v1/ConnectionService/CreateConnection'));
   check(creates().length === 1, 'the refused attempt sent one CreateConnection');
+
+  // The target's key cannot be fetched when the form is submitted (as if the machine had been
+  // deleted meanwhile: GetMachine answers 404): nothing is sent, and the password input is empty
+  // all the same.
+  const getMachineUrl = `${PORTAL}api/v1/MachineService/GetMachine`;
+  await fillConnection('portal-direct');
+  await page.locator(`.seal-note .key-id[data-key-id="${keyId.toString('hex')}"]`).waitFor();
+  await page.route(getMachineUrl, (route) => route.fulfill({
+    status: 404, contentType: 'application/json',
+    body: JSON.stringify({error: {code: 'NOT_FOUND', message: 'machine gone (portal_browser_test)'}}),
+  }));
+  await page.getByRole('button', {name: 'Seal and save'}).click();
+  await page.locator('form .alert[data-code="NOT_FOUND"]', {hasText: 'machine gone'}).waitFor();
+  await page.unroute(getMachineUrl);
+  check(await page.locator('input[name=password]').inputValue() === '', 'the password input is cleared when the key cannot be fetched');
+  await page.locator('.field-error', {hasText: 'type it again'}).waitFor();
+  check(creates().length === 1, 'nothing was sent when the key could not be fetched');
 
   await fillConnection('portal-direct');
   await page.getByRole('button', {name: 'Seal and save'}).click();
@@ -223,7 +251,6 @@ try {
         `sealedCredentials is an HPKE X25519/HKDF-SHA256/AES-256-GCM envelope (${JSON.stringify(envelope)})`);
   check(Buffer.from(envelope.enc, 'base64').length === 32, 'the envelope has a 32-byte encapsulated key');
   check(Buffer.from(envelope.ciphertext, 'base64').length >= PASSWORD.length + 16, 'the envelope has a ciphertext with its tag');
-  const keyId = createHash('sha256').update(Buffer.from(direct.x25519Pub, 'base64')).digest().subarray(0, 16);
   check(Buffer.from(envelope.recipientKeyId, 'base64').equals(keyId), "the envelope is sealed to desk-direct's key");
   check(envelope.connectionId === request.connectionId && /^[0-9a-f-]{36}$/.test(request.connectionId),
         'the envelope names the connection id chosen in the browser');
@@ -394,13 +421,31 @@ try {
 
   // ---- Stop the direct agent: the machines page (refreshing itself) shows it offline ----------
   step = 'agent offline';
+  // Leave a run page during its first load (its GetRun held until the test has moved on): it must
+  // not start polling later. Its WatchRun requests are counted over the wait for offline below.
+  const getRunUrl = `${PORTAL}api/v1/RunService/GetRun`;
+  let releaseGetRun;
+  const getRunHeld = new Promise((resolve) => { releaseGetRun = resolve; });
+  const holdGetRun = async (route) => {
+    if ((route.request().postData() || '').includes(runId)) await getRunHeld;
+    await route.continue().catch(() => {});  // the page may have abandoned it
+  };
+  await page.route(getRunUrl, holdGetRun);
+  const getRunSent = page.waitForRequest((r) => r.url() === getRunUrl && (r.postData() || '').includes(runId));
+  await page.evaluate((hash) => { location.hash = hash; }, `#/runs/${runId}`);
+  await getRunSent;
+  const leftRunPage = sent.length;
   await go('#/machines');
+  releaseGetRun();
+  await page.unroute(getRunUrl, holdGetRun);
   await directRow.locator('.pill[data-status="online"]').waitFor();
   const agentPid = Number(fs.readFileSync(path.join(DIR, 'pids', 'agent-direct.pid'), 'utf8'));
   check(agentPid > 1, 'devstack wrote the direct agent\'s pid');
   process.kill(agentPid, 'SIGTERM');
   await directRow.locator('.pill[data-status="offline"]').waitFor({timeout: RUN_MS});
-  log('desk-direct went offline on the machines page');
+  const lateWatches = sent.slice(leftRunPage).filter((r) => r.url.endsWith('/api/v1/RunService/WatchRun') && r.body.includes(runId));
+  check(lateWatches.length === 0, `a run page left during its first load never polls (${lateWatches.length} WatchRun after leaving)`);
+  log('desk-direct went offline on the machines page; the run page left while loading sent no WatchRun');
 
   // ---- Delete the connection ------------------------------------------------------------------
   step = 'delete connection';

@@ -40,8 +40,14 @@ const CODE_BY_STATUS = {
   503: 'UNAVAILABLE',
 };
 
-async function post(token, service, method, body) {
+// The error a call rejects with when its `signal` was aborted (the page it was for is gone).
+function cancelled() {
+  return new ApiError(0, 'CANCELLED', 'The request was abandoned: its page was left.');
+}
+
+async function post(token, service, method, body, signal) {
   let response;
+  let text;
   try {
     response = await fetch(`/api/v1/${service}/${method}`, {
       method: 'POST',
@@ -50,11 +56,13 @@ async function post(token, service, method, body) {
       credentials: 'omit',
       cache: 'no-store',
       redirect: 'error',
+      signal,
     });
+    text = await response.text();
   } catch (e) {
+    if (signal && signal.aborted) throw cancelled();
     throw new ApiError(0, 'UNAVAILABLE', `The cloud cannot be reached (${e.message}).`);
   }
-  const text = await response.text();
   let data = null;
   if (text) {
     try {
@@ -75,15 +83,18 @@ async function post(token, service, method, body) {
   return data;
 }
 
-// Calls one RPC with the stored token. A 401 clears the token and signs the portal out.
-export async function call(service, method, body) {
+// Calls one RPC with the stored token. A 401 clears the token and signs the portal out. `signal`
+// (a page's ctx.signal) abandons the request when the page goes away: the call then rejects with
+// code CANCELLED.
+export async function call(service, method, body, {signal} = {}) {
+  if (signal && signal.aborted) throw cancelled();
   const token = getToken();
   if (!token) {
     onUnauthenticated();
     throw new ApiError(401, 'UNAUTHENTICATED', 'Not signed in.');
   }
   try {
-    return await post(token, service, method, body);
+    return await post(token, service, method, body, signal);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
       clearToken();
@@ -99,11 +110,11 @@ export function whoAmIWith(token) {
 }
 
 // Every item of a paged List call: follows nextPageToken (at most `maxPages` pages).
-export async function listAll(service, method, field, body = {}, maxPages = 50) {
+export async function listAll(service, method, field, body = {}, {maxPages = 50, signal} = {}) {
   const items = [];
   let pageToken = '';
   for (let page = 0; page < maxPages; page++) {
-    const answer = await call(service, method, {...body, pageToken});
+    const answer = await call(service, method, {...body, pageToken}, {signal});
     items.push(...(answer[field] || []));
     pageToken = answer.nextPageToken || '';
     if (!pageToken) break;

@@ -1,10 +1,12 @@
 // The portal's shell: sign-in, the left navigation and hash routing (#/machines, #/runs/<id>, ...).
 // Each page module exports render(view, ctx); the view element is fresh for every navigation, so
-// a page whose data arrives after the user has moved on writes into a detached element, and
-// ctx.onCleanup stops its timers.
+// a page whose data arrives after the user has moved on writes into a detached element. When the
+// user moves on, the page's ctx.signal is aborted (its requests are abandoned) and its
+// ctx.onCleanup functions run; one registered after that (a page still in its first load) runs at
+// once, and ctx.isCurrent() says false, so no timer outlives its page.
 import {ApiError, clearToken, getToken, setToken, setUnauthenticatedHandler, whoAmIWith} from './api.js';
 import {h, icon, replace} from './dom.js';
-import {errorBanner, loading} from './ui.js';
+import {errorBanner, loading, NOT_A_LOGIN} from './ui.js';
 import * as machines from './pages/machines.js';
 import * as groups from './pages/groups.js';
 import * as clusters from './pages/clusters.js';
@@ -42,13 +44,22 @@ const ROUTES = [
   ['runs/:id', run, 'renderDetail', 'Run'],
 ];
 
-const state = {user: null, cleanups: [], generation: 0};
+// page: the page showing now, {controller, cleanups, ended}; null before the first route and
+// after sign-out.
+const state = {user: null, page: null};
 
+// The hash's path segments, decoded, and its query. A segment that is not valid percent-encoding
+// (#/runs/%E0) makes the hash `malformed`: no route matches it.
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, '');
   const [path, queryText = ''] = raw.split('?');
-  const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
-  return {segments, query: new URLSearchParams(queryText)};
+  const parts = path.split('/').filter(Boolean);
+  const query = new URLSearchParams(queryText);
+  try {
+    return {segments: parts.map(decodeURIComponent), query, malformed: false};
+  } catch {
+    return {segments: parts, query, malformed: true};
+  }
 }
 
 function matchRoute(segments) {
@@ -67,14 +78,22 @@ function matchRoute(segments) {
   return null;
 }
 
-function runCleanups() {
-  for (const fn of state.cleanups.splice(0)) {
-    try {
-      fn();
-    } catch (e) {
-      console.error('cleanup failed', e);
-    }
+function runCleanup(fn) {
+  try {
+    fn();
+  } catch (e) {
+    console.error('cleanup failed', e);
   }
+}
+
+// Ends the current page: abandons its requests and runs its cleanups.
+function runCleanups() {
+  const page = state.page;
+  state.page = null;
+  if (!page) return;
+  page.ended = true;
+  page.controller.abort();
+  for (const fn of page.cleanups.splice(0)) runCleanup(fn);
 }
 
 function shell() {
@@ -106,15 +125,14 @@ function shell() {
 
 async function route() {
   runCleanups();
-  const generation = ++state.generation;
   if (!state.user) return;
-  const {segments, query} = parseHash();
+  const {segments, query, malformed} = parseHash();
   if (!segments.length) {
     location.replace('#/machines');
     return;
   }
   shell();
-  const match = matchRoute(segments);
+  const match = malformed ? null : matchRoute(segments);
   for (const link of document.querySelectorAll('.nav-link')) {
     const active = match && link.dataset.section === match.section;
     link.classList.toggle('active', Boolean(active));
@@ -132,19 +150,26 @@ async function route() {
   }
   document.title = `${match.title} · Tether`;
   view.append(loading());
+  const page = {controller: new AbortController(), cleanups: [], ended: false};
+  state.page = page;
   const ctx = {
     params: match.params,
     query,
     user: state.user,
-    onCleanup: (fn) => state.cleanups.push(fn),
-    isCurrent: () => generation === state.generation,
+    signal: page.controller.signal,
+    // A page that is already gone (the user moved on during its first load) gets no timers.
+    onCleanup: (fn) => {
+      if (page.ended) runCleanup(fn);
+      else page.cleanups.push(fn);
+    },
+    isCurrent: () => !page.ended,
     navigate: (hash) => { location.hash = hash; },
-    setTitle: (title) => { if (generation === state.generation) document.title = `${title} · Tether`; },
+    setTitle: (title) => { if (!page.ended) document.title = `${title} · Tether`; },
   };
   try {
     await match.render(view, ctx);
   } catch (e) {
-    if (generation !== state.generation) return;
+    if (page.ended) return;  // the user moved on (its requests were abandoned: CANCELLED)
     if (e instanceof ApiError && e.status === 401) return;  // the sign-in page is showing
     if (!(e instanceof ApiError)) console.error(e);
     replace(view, errorBanner(e, {title: 'This page could not be loaded'}));
@@ -163,12 +188,12 @@ function showSignIn(message) {
   state.user = null;
   document.title = 'Sign in · Tether';
   const tokenInput = h('input', {
-    id: 'token', name: 'token', type: 'password', class: 'input', autocomplete: 'off',
+    id: 'token', name: 'token', type: 'password', class: 'input', ...NOT_A_LOGIN,
     spellcheck: 'false', required: true, placeholder: 'tt_…', 'aria-describedby': 'token-help',
   });
   const errorEl = h('div', {class: 'error-slot', 'aria-live': 'polite'});
   const submit = h('button', {class: 'btn btn-primary btn-block', type: 'submit'}, 'Sign in');
-  const form = h('form', {class: 'signin-form', novalidate: true},
+  const form = h('form', {class: 'signin-form', novalidate: true, autocomplete: 'off'},
     h('label', {for: 'token', text: 'API token'}),
     tokenInput,
     h('p', {id: 'token-help', class: 'field-help'},

@@ -95,6 +95,18 @@ export function field({label, control, help, required}) {
   };
 }
 
+// Attributes for an input holding a secret that is not the user's own login (the API token, a
+// desktop account's password): no autofill, and the hints password managers honour to leave the
+// field alone (LastPass, 1Password, Bitwarden, Dashlane). Browsers may still offer to save a
+// password typed into a type=password field; these make it less likely, not impossible.
+export const NOT_A_LOGIN = Object.freeze({
+  'autocomplete': 'off',
+  'data-lpignore': 'true',
+  'data-1p-ignore': 'true',
+  'data-bwignore': 'true',
+  'data-form-type': 'other',
+});
+
 export function textInput(props = {}) {
   return h('input', {type: 'text', class: 'input', autocomplete: 'off', spellcheck: 'false', ...props});
 }

@@ -1,16 +1,16 @@
 // Pieces several pages share: name lookups for machines, groups and clusters, owner labels, the
-// sharing card, key ids.
+// sharing card, key ids, refreshing a page every few seconds.
 import {base64ToBytes, bytesToHex, listAll} from '../api.js';
 import {h, replace} from '../dom.js';
 import {roleLabel} from '../format.js';
 import {button, card, errorSlot, field, select, table, textInput, toast, whileBusy} from '../ui.js';
 
-// Every machine, group and cluster the user may see, by id.
-export async function loadDirectory({machines = true, groups = true, clusters = true} = {}) {
+// Every machine, group and cluster the user may see, by id. `signal`: see api.js call().
+export async function loadDirectory({machines = true, groups = true, clusters = true, signal} = {}) {
   const [m, g, c] = await Promise.all([
-    machines ? listAll('MachineService', 'ListMachines', 'machines') : [],
-    groups ? listAll('GroupService', 'ListGroups', 'groups') : [],
-    clusters ? listAll('ClusterService', 'ListClusters', 'clusters') : [],
+    machines ? listAll('MachineService', 'ListMachines', 'machines', {}, {signal}) : [],
+    groups ? listAll('GroupService', 'ListGroups', 'groups', {}, {signal}) : [],
+    clusters ? listAll('ClusterService', 'ListClusters', 'clusters', {}, {signal}) : [],
   ]);
   return {
     machines: new Map(m.map((x) => [x.machineId, x])),
@@ -72,15 +72,16 @@ export function sharesCard({shares, canManage, share, unshare, onChange, what}) 
       {label: 'Role', cell: (s) => h('span', {class: 'badge badge-normal', text: roleLabel(s.role)})},
       {label: '', class: 'cell-actions', cell: (s) => canManage
         ? button('Stop sharing', {kind: 'ghost', onClick: async (event) => {
+          const buttonEl = event.currentTarget;  // null once the handler has awaited
           slot.clear();
-          event.currentTarget.disabled = true;
+          buttonEl.disabled = true;
           try {
             const updated = await unshare(s.userName);
             toast(`${what} is no longer shared with ${s.userName}.`);
             onChange(updated);
           } catch (e) {
             slot.show(e);
-            event.currentTarget.disabled = false;
+            buttonEl.disabled = false;
           }
         }})
         : null},
@@ -121,4 +122,41 @@ export function redraw(view, ...children) {
   const y = window.scrollY;
   replace(view, ...children);
   window.scrollTo(0, y);
+}
+
+// Calls `refresh` every `intervalMs` until the page goes away, one call at a time: `now()` (the
+// Refresh button) refreshes at once unless a refresh is already under way, so clicking it never
+// starts a second loop. Register it before the page's first await: if the user has already moved
+// on, ctx.onCleanup runs at once and no timer starts. A failed refresh shows in `slot` (with
+// `title`) and the next one is tried as usual; a 401 stops it (the sign-in page is showing).
+export function autoRefresh(ctx, refresh, {intervalMs, slot, title}) {
+  let timer = null;
+  let stopped = false;
+  let inFlight = false;
+  async function tick() {
+    if (stopped || inFlight) return;
+    clearTimeout(timer);
+    inFlight = true;
+    try {
+      await refresh();
+      if (!stopped) slot.clear();
+    } catch (e) {
+      if (stopped || e.status === 401) return;
+      slot.show(e, {title});
+    } finally {
+      inFlight = false;
+    }
+    if (!stopped) timer = setTimeout(tick, intervalMs);
+  }
+  ctx.onCleanup(() => {
+    stopped = true;
+    clearTimeout(timer);
+  });
+  return {
+    // Starts the timer (after the page's first load).
+    start() {
+      if (!stopped && ctx.isCurrent()) timer = setTimeout(tick, intervalMs);
+    },
+    now: tick,
+  };
 }

@@ -1,11 +1,14 @@
 // Connections: a target (machine, group or cluster) plus an account. The password is sealed in
 // this browser with HPKE to the target's public key (envelope.js); the cloud receives and stores
-// only the envelope, which only the target can open. The password is never stored (not in
-// sessionStorage, the URL or a log), and its input is emptied as soon as it has been sealed.
+// only the envelope, which only the holder of the target's private key can open. That protects
+// the password from whoever reads the cloud's database, not from a compromised cloud server: this
+// page's code and the target's key both come from the cloud. So the form shows the key id it
+// seals to, for a careful user to compare. The password is never stored (not in sessionStorage,
+// the URL or a log), and its input is emptied as soon as the form is submitted.
 import {base64ToBytes, bytesToHex, call, listAll} from '../api.js';
 import {h, icon, replace} from '../dom.js';
 import {idCell, machineStatusPill, modeLabel, targetOf, timeCell} from '../format.js';
-import {button, card, confirmDialog, emptyState, errorSlot, field, linkButton, pageHeader, select, table, textInput, toast, whileBusy} from '../ui.js';
+import {button, card, confirmDialog, emptyState, errorSlot, field, linkButton, NOT_A_LOGIN, pageHeader, select, table, textInput, toast, whileBusy} from '../ui.js';
 import {loadDirectory, redraw, targetKindLabel, targetLink} from './common.js';
 
 export async function renderList(view, ctx) {
@@ -22,7 +25,7 @@ function draw(view, ctx, connections, directory) {
   redraw(view,
     pageHeader({
       title: 'Connections',
-      subtitle: 'A target and the account flows run as. Credentials are sealed to the target\u2019s key; the cloud cannot read them.',
+      subtitle: 'A target and the account flows run as. Passwords are sealed in your browser to the target\u2019s key; the cloud stores only ciphertext.',
       actions: [linkButton('New connection', '#/connections/new', {kind: 'primary', iconName: 'plus'})],
     }),
     slot.el,
@@ -102,11 +105,11 @@ function targetOptions(directory) {
 }
 
 // The target's public key (raw X25519, 32 bytes) as the cloud has it now.
-async function fetchTargetKey(kind, id) {
+async function fetchTargetKey(kind, id, signal) {
   let base64;
-  if (kind === 'machine') base64 = (await call('MachineService', 'GetMachine', {machineId: id})).x25519Pub;
-  else if (kind === 'group') base64 = (await call('GroupService', 'GetGroup', {groupId: id})).groupPub;
-  else base64 = (await call('ClusterService', 'GetCluster', {clusterId: id})).clusterPub;
+  if (kind === 'machine') base64 = (await call('MachineService', 'GetMachine', {machineId: id}, {signal})).x25519Pub;
+  else if (kind === 'group') base64 = (await call('GroupService', 'GetGroup', {groupId: id}, {signal})).groupPub;
+  else base64 = (await call('ClusterService', 'GetCluster', {clusterId: id}, {signal})).clusterPub;
   const key = base64ToBytes(base64);
   if (key.length !== 32) throw new Error(`the ${kind}'s public key is ${key.length} bytes, not 32`);
   return key;
@@ -139,26 +142,48 @@ export async function renderNew(view, ctx) {
     {value: 'RUN_MODE_UNATTENDED', label: 'Unattended — the agent signs the account in itself'},
     {value: 'RUN_MODE_ATTENDED', label: 'Attended — runs in the account\u2019s open session'},
   ], {name: 'mode'})});
+  // Not the user's own login: no autofill, and password managers are asked not to offer saving it.
   const usernameField = field({label: 'Username', required: true,
-    control: textInput({name: 'username', autocomplete: 'off', placeholder: 'account on the desktop'})});
+    control: textInput({name: 'username', ...NOT_A_LOGIN, placeholder: 'account on the desktop'})});
   const passwordField = field({label: 'Password', required: true,
-    control: h('input', {type: 'password', name: 'password', class: 'input', autocomplete: 'new-password', spellcheck: 'false'}),
-    help: 'Sealed in this browser before anything is sent; this field is emptied right after.'});
+    control: h('input', {type: 'password', name: 'password', class: 'input', ...NOT_A_LOGIN, spellcheck: 'false'}),
+    help: 'Sealed in this browser; this field is emptied as soon as you submit.'});
 
+  // The note under the fields: what the password is sealed to, with the target's key id (the
+  // recipient key id the envelope carries: the first 16 bytes of SHA-256 of its public key), so it
+  // can be compared with what the desktop's owner knows it to be. `shown` is the key id on screen.
   const sealNote = h('div', {class: 'seal-note'});
+  let shown = {target: '', keyId: ''};
+  let describing = 0;
   async function describeTarget() {
-    const [kind, id] = targetField.control.value.split(':');
+    const target = targetField.control.value;
+    const token = ++describing;
+    shown = {target, keyId: ''};
+    const [kind, id] = target.split(':');
     if (!kind) {
       replace(sealNote, icon('lock'), h('span', {text: 'Choose a target: the password will be sealed to its public key.'}));
       return;
     }
     const collection = {machine: 'machines', group: 'groups', cluster: 'clusters'}[kind];
     const item = directory[collection].get(id);
-    replace(sealNote, icon('lock'), h('span', {},
-      'The password is encrypted here with HPKE (X25519, HKDF-SHA256, AES-256-GCM) to the public key of ',
-      h('strong', {text: item ? item.name : id}), ', bound to this connection\u2019s id. ',
-      'The cloud stores the sealed envelope and cannot open it.'),
+    const keyIdEl = h('code', {class: 'key-id', title: 'first 16 bytes of SHA-256 of the target\u2019s X25519 public key', text: 'fetching…'});
+    replace(sealNote, icon('lock'), h('div', {},
+      h('span', {}, 'The password is encrypted in this browser with HPKE (X25519, HKDF-SHA256, AES-256-GCM) to the public key of ',
+        h('strong', {text: item ? item.name : id}), ', bound to this connection\u2019s id; the cloud stores only the ciphertext. ',
+        'This page and the key come from the cloud: that guards the password against a leaked database, not against a compromised cloud server.'),
+      h('div', {class: 'seal-key'}, 'Key id ', keyIdEl)),
       kind === 'machine' && item ? machineStatusPill(item.status) : null);
+    try {
+      const [key, {recipientKeyId}] = await Promise.all([fetchTargetKey(kind, id, ctx.signal), import('../envelope.js')]);
+      const keyId = bytesToHex(await recipientKeyId(key));
+      if (token !== describing) return;
+      shown = {target, keyId};
+      keyIdEl.textContent = keyId;
+      keyIdEl.dataset.keyId = keyId;
+    } catch (e) {
+      if (token !== describing) return;
+      keyIdEl.textContent = `unknown (${e.message})`;
+    }
   }
   targetField.control.addEventListener('change', describeTarget);
   describeTarget();
@@ -186,25 +211,31 @@ export async function renderNew(view, ctx) {
       firstInvalid.focus();
       return;
     }
+    // The password leaves the input now, whatever happens next (a key that cannot be fetched, a
+    // module that does not load, a refused request): only this local holds it until it is sealed.
+    let password = passwordField.control.value;
+    passwordField.control.value = '';
+    const askAgain = () => passwordField.setError('For safety the password was cleared when you submitted; type it again to retry.');
     await whileBusy(form, submit, 'Sealing…', async () => {
       let request;
       try {
         const recipientPublicKey = await fetchTargetKey(kind, id);
-        const connectionId = crypto.randomUUID();  // bound into the envelope's aad
-        const {sealCredentials} = await import('../envelope.js');
-        let sealedCredentials;
-        try {
-          sealedCredentials = await sealCredentials({
-            recipientPublicKey, connectionId, username, password: passwordField.control.value,
-          });
-        } finally {
-          passwordField.control.value = '';
+        const {recipientKeyId, sealCredentials} = await import('../envelope.js');
+        const keyId = bytesToHex(await recipientKeyId(recipientPublicKey));
+        if (shown.target === targetField.control.value && shown.keyId && shown.keyId !== keyId) {
+          describeTarget();
+          throw new Error(`the target's key changed since its key id was shown (now ${keyId}); check it again`);
         }
+        const connectionId = crypto.randomUUID();  // bound into the envelope's aad
+        const sealedCredentials = await sealCredentials({recipientPublicKey, connectionId, username, password});
         request = {connectionId, name, target: targetRequest(kind, id), username, sealedCredentials,
                    mode: modeField.control.value};
       } catch (e) {
         slot.show(e, {title: 'The credentials could not be sealed'});
+        askAgain();
         return;
+      } finally {
+        password = '';  // drop the reference (a JS string cannot be wiped)
       }
       try {
         const connection = await call('ConnectionService', 'CreateConnection', request);
@@ -212,7 +243,7 @@ export async function renderNew(view, ctx) {
         ctx.navigate('#/connections');
       } catch (e) {
         slot.show(e, {title: 'The connection was not saved'});
-        passwordField.setError('For safety the password was cleared after sealing; type it again to retry.');
+        askAgain();
       }
     });
   });

@@ -3,7 +3,7 @@ import {call} from '../api.js';
 import {h, replace} from '../dom.js';
 import {formatTime, idCell, machineStatusPill, timeCell} from '../format.js';
 import {button, card, confirmDialog, details, emptyState, errorSlot, linkButton, pageHeader, table, toast} from '../ui.js';
-import {keyIdHex, loadDirectory, myRole, ownerLabel, redraw, sharedWithCell, sharesCard, targetLink} from './common.js';
+import {autoRefresh, keyIdHex, loadDirectory, myRole, ownerLabel, redraw, sharedWithCell, sharesCard, targetLink} from './common.js';
 
 const REFRESH_MS = 3000;
 
@@ -64,11 +64,9 @@ export async function renderList(view, ctx) {
   const body = h('div', {class: 'machines-body'});
   const updated = h('span', {class: 'live-indicator', 'aria-live': 'off'});
   const refreshError = errorSlot();
-  let timer = null;
-  let stopped = false;
 
   async function refresh() {
-    const directory = await loadDirectory();
+    const directory = await loadDirectory({signal: ctx.signal});
     const machines = [...directory.machines.values()];
     const counts = statusCounts(machines);
     replace(body,
@@ -82,32 +80,19 @@ export async function renderList(view, ctx) {
     refreshError.clear();
   }
 
-  async function tick() {
-    if (stopped) return;
-    try {
-      await refresh();
-    } catch (e) {
-      if (e.status === 401) return;
-      refreshError.show(e, {title: 'Could not refresh the machine list'});
-    }
-    if (!stopped) timer = setTimeout(tick, REFRESH_MS);
-  }
-
+  const live = autoRefresh(ctx, refresh, {intervalMs: REFRESH_MS, slot: refreshError, title: 'Could not refresh the machine list'});
   await refresh();  // the first load's failure is the page's failure
-  ctx.onCleanup(() => {
-    stopped = true;
-    clearTimeout(timer);
-  });
+  if (!ctx.isCurrent()) return;
   replace(view,
     pageHeader({
       title: 'Machines',
       subtitle: 'Desktops registered with an agent. Status comes from the relay\u2019s presence and the dispatcher.',
-      actions: [updated, button('Refresh', {iconName: 'refresh', onClick: () => { clearTimeout(timer); tick(); }}),
+      actions: [updated, button('Refresh', {iconName: 'refresh', onClick: () => live.now()}),
                 linkButton('New connection', '#/connections/new', {kind: 'primary', iconName: 'plus'})],
     }),
     refreshError.el,
     body);
-  timer = setTimeout(tick, REFRESH_MS);
+  live.start();
 }
 
 export async function renderDetail(view, ctx) {

@@ -13,15 +13,17 @@ const MAX_BACKOFF_MS = 5000;
 
 export async function renderDetail(view, ctx) {
   const runId = ctx.params.id;
-  let run = await call('RunService', 'GetRun', {runId});
+  const signal = ctx.signal;  // abandons the page's requests when the user moves on
+  let run = await call('RunService', 'GetRun', {runId}, {signal});
   const [flow, connection, directory] = await Promise.all([
-    call('FlowService', 'GetFlow', {flowId: run.flowId, version: run.flowVersion}).catch(() => null),
-    call('ConnectionService', 'GetConnection', {connectionId: run.connectionId}).catch((e) => {
+    call('FlowService', 'GetFlow', {flowId: run.flowId, version: run.flowVersion}, {signal}).catch(() => null),
+    call('ConnectionService', 'GetConnection', {connectionId: run.connectionId}, {signal}).catch((e) => {
       if (e instanceof ApiError && e.code === 'NOT_FOUND') return null;
       throw e;
     }),
-    loadDirectory(),
+    loadDirectory({signal}),
   ]);
+  if (!ctx.isCurrent()) return;  // moved on during the first load: no polling
   ctx.setTitle(`Run ${runId.slice(0, 12)}`);
   const outline = flattenActions(flow ? parseDefinition(flow.definitionJson) : null);
 
@@ -240,10 +242,10 @@ export async function renderDetail(view, ctx) {
       if (stopped || inFlight) return;
       inFlight = true;
       try {
-        const answer = await call('RunService', 'WatchRun', {runId, sinceSeq: String(lastSeq)});
+        const answer = await call('RunService', 'WatchRun', {runId, sinceSeq: String(lastSeq)}, {signal});
         if (stopped) return;
         for (const event of answer.events || []) apply(event);
-        if (terminal()) run = await call('RunService', 'GetRun', {runId});
+        if (terminal()) run = await call('RunService', 'GetRun', {runId}, {signal});
         if (stopped) return;
         backoff = POLL_MS;
         liveSlot.clear();

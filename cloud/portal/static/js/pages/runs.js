@@ -5,7 +5,7 @@ import {h, replace} from '../dom.js';
 import {formatDuration, idCell, priorityBadge, runStateLabel, runStatePill, targetOf, TERMINAL_RUN_STATES, timeCell, toNumber} from '../format.js';
 import {defaultText, inputsOf, parseDefinition} from '../flowmodel.js';
 import {button, card, emptyState, errorSlot, field, linkButton, loading, pageHeader, select, table, textInput, toast, whileBusy} from '../ui.js';
-import {loadDirectory, targetKindLabel, targetLink} from './common.js';
+import {autoRefresh, loadDirectory, targetKindLabel, targetLink} from './common.js';
 
 const REFRESH_MS = 2000;
 
@@ -30,10 +30,10 @@ function runDuration(run) {
   return h('span', {text: formatDuration(end - started)});
 }
 
-async function lookups() {
+async function lookups(signal) {
   const [flows, connections] = await Promise.all([
-    listAll('FlowService', 'ListFlows', 'flows'),
-    listAll('ConnectionService', 'ListConnections', 'connections'),
+    listAll('FlowService', 'ListFlows', 'flows', {}, {signal}),
+    listAll('ConnectionService', 'ListConnections', 'connections', {}, {signal}),
   ]);
   return {
     flows: new Map(flows.map((f) => [f.flowId, f])),
@@ -60,38 +60,16 @@ function stateCell(run, {detail = true} = {}) {
       ? h('div', {class: 'cell-sub ellipsis', title: run.stateDetail, text: run.stateDetail}) : null);
 }
 
-// Refreshes `refresh` every REFRESH_MS until the page goes away; errors show in `slot`.
-function autoRefresh(ctx, refresh, slot) {
-  let timer = null;
-  let stopped = false;
-  async function tick() {
-    if (stopped) return;
-    try {
-      await refresh();
-      slot.clear();
-    } catch (e) {
-      if (e.status === 401) return;
-      slot.show(e, {title: 'Could not refresh'});
-    }
-    if (!stopped) timer = setTimeout(tick, REFRESH_MS);
-  }
-  ctx.onCleanup(() => {
-    stopped = true;
-    clearTimeout(timer);
-  });
-  timer = setTimeout(tick, REFRESH_MS);
-  return () => { clearTimeout(timer); tick(); };
-}
-
 export async function renderList(view, ctx) {
   const filterValue = ctx.query.get('state') || '';
   const filter = FILTERS.find((f) => f.value === filterValue) || FILTERS[0];
-  const names = await lookups();
   const body = h('div', {});
   const slot = errorSlot();
+  const live = autoRefresh(ctx, refresh, {intervalMs: REFRESH_MS, slot, title: 'Could not refresh'});
+  const names = await lookups(ctx.signal);
 
   async function refresh() {
-    const answer = await call('RunService', 'ListRuns', {pageSize: 100, states: filter.states});
+    const answer = await call('RunService', 'ListRuns', {pageSize: 100, states: filter.states}, {signal: ctx.signal});
     const runs = answer.runs || [];
     replace(body, table({
       caption: 'Runs',
@@ -116,20 +94,21 @@ export async function renderList(view, ctx) {
   }
 
   await refresh();
+  if (!ctx.isCurrent()) return;
   const filterSelect = select(FILTERS.map((f) => ({value: f.value, label: f.label})), {'aria-label': 'Filter by state', class: 'input input-inline'});
   filterSelect.value = filter.value;
   filterSelect.addEventListener('change', () => ctx.navigate(filterSelect.value ? `#/runs?state=${filterSelect.value}` : '#/runs'));
-  const refreshNow = autoRefresh(ctx, refresh, slot);
   replace(view,
     pageHeader({
       title: 'Runs',
       subtitle: 'Every run you started, newest first. Runs queue per machine, group or cluster.',
-      actions: [button('Refresh', {iconName: 'refresh', onClick: () => refreshNow()}),
+      actions: [button('Refresh', {iconName: 'refresh', onClick: () => live.now()}),
                 linkButton('Start a run', '#/runs/new', {kind: 'primary', iconName: 'run'})],
     }),
     h('div', {class: 'toolbar'}, tabs('all'), filterSelect),
     slot.el,
     body);
+  live.start();
 }
 
 // The order the dispatcher serves a target's queue (docs/CLOUD.md): HIGH before NORMAL, then
@@ -142,9 +121,10 @@ function queueOrder(a, b) {
 }
 
 export async function renderQueue(view, ctx) {
-  const [names, directory] = await Promise.all([lookups(), loadDirectory()]);
   const body = h('div', {class: 'queue'});
   const slot = errorSlot();
+  const live = autoRefresh(ctx, refresh, {intervalMs: REFRESH_MS, slot, title: 'Could not refresh'});
+  const [names, directory] = await Promise.all([lookups(ctx.signal), loadDirectory({signal: ctx.signal})]);
 
   async function cancel(run, buttonEl) {
     buttonEl.disabled = true;
@@ -161,7 +141,7 @@ export async function renderQueue(view, ctx) {
   async function refresh() {
     const runs = await listAll('RunService', 'ListRuns', 'runs', {
       pageSize: 100, states: ['RUN_STATE_QUEUED', 'RUN_STATE_DISPATCHING', 'RUN_STATE_RUNNING'],
-    }, 10);
+    }, {maxPages: 10, signal: ctx.signal});
     const byTarget = new Map();
     for (const run of runs) {
       const t = targetOf(run.target);
@@ -200,17 +180,18 @@ export async function renderQueue(view, ctx) {
   }
 
   await refresh();
-  const refreshNow = autoRefresh(ctx, refresh, slot);
+  if (!ctx.isCurrent()) return;
   replace(view,
     pageHeader({
       title: 'Runs',
       subtitle: 'What each target is doing and what waits for it: high priority first, then oldest first. One run at a time per machine.',
-      actions: [button('Refresh', {iconName: 'refresh', onClick: () => refreshNow()}),
+      actions: [button('Refresh', {iconName: 'refresh', onClick: () => live.now()}),
                 linkButton('Start a run', '#/runs/new', {kind: 'primary', iconName: 'run'})],
     }),
     h('div', {class: 'toolbar'}, tabs('queue')),
     slot.el,
     body);
+  live.start();
 }
 
 export async function renderNew(view, ctx) {
@@ -326,8 +307,8 @@ export async function renderNew(view, ctx) {
       timeoutField.control.focus();
       return;
     }
-    const inputs = {};
-    for (const x of inputFields) inputs[x.name] = x.field.control.value;
+    // Object.fromEntries defines own properties: an input named "__proto__" is sent like any other.
+    const inputs = Object.fromEntries(inputFields.map((x) => [x.name, x.field.control.value]));
     const request = {
       flowId: flowField.control.value,
       flowVersion: Number(versionField.control.value || 0),
