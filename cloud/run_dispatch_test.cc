@@ -565,5 +565,35 @@ TEST_F(TimeoutDispatchTest, ARunWithoutAResultInItsTimeoutIsCancelledAndMarkedTi
   EXPECT_EQ(agent->executions(response.run().job_id()), 1);
 }
 
+
+class SilentAgentDispatchTest : public RunDispatchTest {
+ protected:
+  void SetUp() override {
+    Start([](RunManagerOptions& options) { options.accept_timeout = absl::Milliseconds(300); });
+  }
+};
+
+// A machine that took a job in without answering, then went offline: the run stays pinned to it
+// (it may hold the job) and says it waits for that machine.
+TEST_F(SilentAgentDispatchTest, APinnedRunWhoseMachineWentAwaySaysItWaitsForIt) {
+  StubAgentOptions options;
+  options.silent = true;
+  auto agent = Agent(options);
+  proto::Run run = RunFlow();
+  proto::Run sent = WaitFor(run.run_id(), [](const proto::Run& r) {
+    return r.state() == proto::RUN_STATE_DISPATCHING && r.attempt_count() >= 2;  // sent, unanswered, sent again
+  });
+  ASSERT_EQ(sent.state(), proto::RUN_STATE_DISPATCHING);
+  EXPECT_THAT(sent.state_detail(), HasSubstr("sent to "));
+  agent.reset();
+  proto::Run waiting = WaitFor(run.run_id(), [](const proto::Run& r) {
+    return absl::StartsWith(r.state_detail(), "waiting for ");
+  });
+  EXPECT_EQ(waiting.state(), proto::RUN_STATE_DISPATCHING);
+  EXPECT_EQ(waiting.machine_id(), machine_.machine_id);
+  EXPECT_EQ(waiting.state_detail(),
+            absl::StrCat("waiting for ", machine_.entity, " to come back (it may hold the job)"));
+}
+
 }  // namespace
 }  // namespace tether::cloud

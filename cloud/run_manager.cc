@@ -702,7 +702,17 @@ void RunManager::ServeRun(Slot* slot, Link& link, const std::string& run_id) {
   }
   if (link.channel == nullptr) {
     absl::Status status = connect();
-    if (!status.ok()) return release(true, status.message());
+    if (!status.ok()) {
+      // A run sent before stays pinned where it may be (DISPATCHING): say that it waits for that
+      // machine, not that it was "sent to" it. Written once, when the detail changes.
+      const std::string waiting = absl::StrCat("waiting for ", slot->entity,
+                                               " to come back (it may hold the job)");
+      if (!accepted && run->maybe_delivered() && run->run().state_detail() != waiting) {
+        Transition(run_id, [&](storage::StoredRun& s) { s.mutable_run()->set_state_detail(waiting); },
+                   /*state_event=*/false, {}, /*wait=*/false).IgnoreError();
+      }
+      return release(true, status.message());
+    }
   }
 
   absl::Time guard_deadline = absl::InfiniteFuture();

@@ -87,6 +87,7 @@ void StubAgent::OnMessage(const std::shared_ptr<net::ListenerChannel>& channel,
       rejected->set_reason("signature does not verify with the pinned cloud key");
     } else {
       if (options_.on_job) options_.on_job(request);
+      if (options_.silent) return;
       absl::MutexLock lock(&mu_);
       auto it = jobs_.find(request.job_id());
       if (it != jobs_.end()) {

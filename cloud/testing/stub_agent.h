@@ -34,6 +34,8 @@ struct StubAgentOptions {
   bool hold_jobs = false;
   // Answer every job with Busy.
   bool busy = false;
+  // Never answer a JobRequest (a desktop that took the job in and went quiet).
+  bool silent = false;
   // Called (on the listener's I/O thread) for every verified JobRequest, before it is answered.
   std::function<void(const proto::JobRequest&)> on_job;
 };
