@@ -55,7 +55,13 @@ class CloudMainTest : public ::testing::Test {
     keys_file_ = absl::StrCat(TempDir(), "/relay-keys");
   }
 
-  std::vector<std::string> ServerArgs(const std::string& port_file, uint16_t port = 0) {
+  std::vector<std::string> ServerArgs(const std::string& port_file, uint16_t port = 0,
+                                      const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = ServerArgsBase(port_file, port);
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+  std::vector<std::string> ServerArgsBase(const std::string& port_file, uint16_t port) {
     return {kBinary,
             absl::StrCat("--listen=127.0.0.1:", port),
             "--port_file=" + port_file,
@@ -68,10 +74,11 @@ class CloudMainTest : public ::testing::Test {
   }
 
   // Starts the server and waits for its port file.
-  std::unique_ptr<Child> StartServer(uint16_t* port, uint16_t wanted = 0) {
+  std::unique_ptr<Child> StartServer(uint16_t* port, uint16_t wanted = 0,
+                                     const std::vector<std::string>& extra = {}) {
     static int counter = 0;
     const std::string port_file = absl::StrCat(TempDir(), "/cloud-port-", ++counter);
-    auto child = std::make_unique<Child>(ServerArgs(port_file, wanted));
+    auto child = std::make_unique<Child>(ServerArgs(port_file, wanted, extra));
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     std::string text;
     while (absl::Now() < deadline) {
@@ -195,6 +202,34 @@ TEST_F(CloudMainTest, AdminCreatesUsersOnceAndRefusesWhileTheServerRuns) {
   struct stat st;
   ASSERT_EQ(stat((data_dir_ + "/cloud-signing.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// --metrics_listen moves /metrics off the port browsers use.
+TEST_F(CloudMainTest, MetricsCanHaveAPortOfTheirOwn) {
+  const std::string metrics_port_file = absl::StrCat(TempDir(), "/metrics-port");
+  uint16_t port = 0;
+  auto server = StartServer(&port, 0,
+                            {"--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file});
+  ASSERT_NE(port, 0) << server->err();
+  const uint16_t portal_port = http_port_;
+  std::string text;  // written right after the HTTP port file
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30);
+       absl::Now() < deadline && (text.empty() || text.back() != '\n');) {
+    text = ReadFile(metrics_port_file);
+    if (text.empty() || text.back() != '\n') absl::SleepFor(absl::Milliseconds(10));
+  }
+  int value = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &value)) << server->err();
+  EXPECT_THAT(HttpGet("/metrics"), HasSubstr("404"));  // the portal port
+  EXPECT_THAT(HttpGet("/healthz"), HasSubstr("200 OK"));
+  EXPECT_THAT(HttpGet("/"), HasSubstr("200 OK"));
+  http_port_ = static_cast<uint16_t>(value);
+  ASSERT_NE(http_port_, portal_port);
+  EXPECT_THAT(HttpGet("/metrics"), HasSubstr("tether_cloud_runs_active 0"));
+  EXPECT_THAT(HttpGet("/healthz"), HasSubstr("200 OK"));
+  EXPECT_THAT(HttpGet("/"), HasSubstr("404"));  // no portal here
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->err();
 }
 
 TEST_F(CloudMainTest, SigkillMidDispatchLosesNoRunAndRunsNoneTwice) {

@@ -171,20 +171,11 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
       return self->rest_->BodyLimitFor(head, large);
     };
     absl::StatusOr<std::unique_ptr<http::Server>> http_server =
-        http::Server::Start(std::move(http_options), [self](const http::Request& request) {
+        http::Server::Start(std::move(http_options), [self, metrics = options.metrics_listen.empty()](
+                                                         const http::Request& request) {
           if (absl::StartsWith(request.path, kRestPrefix)) return self->rest_->Handle(request);
           if (std::optional<http::Response> page = portal::ServePortal(request)) return *page;
-          http::Response response;
-          if (request.path == "/healthz") {
-            response.body = "ok\n";
-          } else if (request.path == "/metrics") {
-            response.content_type = "text/plain; version=0.0.4; charset=utf-8";
-            response.body = self->MetricsText();
-          } else {
-            response.status = 404;
-            response.body = "not found\n";
-          }
-          return response;
+          return self->Monitoring(request, metrics);
         });
     if (!http_server.ok()) {
       server->Shutdown(absl::ZeroDuration());
@@ -192,6 +183,24 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
                           absl::StrCat("--http_listen: ", http_server.status().message()));
     }
     server->http_server_ = *std::move(http_server);
+  }
+  if (!options.metrics_listen.empty()) {
+    http::ServerOptions metrics_options;
+    metrics_options.listen = options.metrics_listen;
+    metrics_options.insecure = options.insecure;
+    metrics_options.tls_cert_file = options.tls_cert_file;
+    metrics_options.tls_key_file = options.tls_key_file;
+    metrics_options.body_limit = kSmallBody;
+    CloudServer* self = server.get();
+    absl::StatusOr<std::unique_ptr<http::Server>> metrics_server = http::Server::Start(
+        std::move(metrics_options),
+        [self](const http::Request& request) { return self->Monitoring(request, /*metrics=*/true); });
+    if (!metrics_server.ok()) {
+      server->Shutdown(absl::ZeroDuration());
+      return absl::Status(metrics_server.status().code(),
+                          absl::StrCat("--metrics_listen: ", metrics_server.status().message()));
+    }
+    server->metrics_server_ = *std::move(metrics_server);
   }
   LogInfo("cloud_started", {{"port", absl::StrCat(port)},
                             {"tls", options.insecure ? "false" : "true"},
@@ -205,10 +214,29 @@ uint16_t CloudServer::http_port() const {
   return http_server_ != nullptr ? http_server_->port() : 0;
 }
 
+uint16_t CloudServer::metrics_port() const {
+  return metrics_server_ != nullptr ? metrics_server_->port() : 0;
+}
+
+http::Response CloudServer::Monitoring(const http::Request& request, bool metrics) const {
+  http::Response response;
+  if (request.path == "/healthz") {
+    response.body = "ok\n";
+  } else if (metrics && request.path == "/metrics") {
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = MetricsText();
+  } else {
+    response.status = 404;
+    response.body = "not found\n";
+  }
+  return response;
+}
+
 void CloudServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   if (http_server_ != nullptr) http_server_->Stop();
+  if (metrics_server_ != nullptr) metrics_server_->Stop();
   if (runs_ != nullptr) runs_->Stop();  // first: wakes WatchRun streams so the server can end
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

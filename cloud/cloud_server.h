@@ -27,8 +27,13 @@ namespace tether::cloud {
 struct CloudServerOptions {
   // gRPC address, "host:port" (port 0 picks one).
   std::string listen = "127.0.0.1:8443";
-  // HTTP(S) address of /healthz and /metrics (same TLS settings as gRPC); empty: none.
+  // HTTP(S) address of the web portal, its REST API, /healthz and /metrics (same TLS settings as
+  // gRPC); empty: none.
   std::string http_listen;
+  // If set, /metrics (and a /healthz) move to this address of their own, off the port browsers
+  // use, so a firewall can keep them for monitoring only; the portal port then answers /metrics
+  // with 404.
+  std::string metrics_listen;
   // Where the database and the cloud's signing key live (created if missing).
   std::string data_dir;
   // TLS certificate chain and key (PEM; the key file must be mode 0600), or plaintext on loopback.
@@ -62,8 +67,10 @@ class CloudServer {
   ~CloudServer();
 
   uint16_t port() const { return port_; }
-  // The /healthz and /metrics port (0 without http_listen).
+  // The portal / REST / /healthz port (0 without http_listen).
   uint16_t http_port() const;
+  // The port of metrics_listen (0 without it).
+  uint16_t metrics_port() const;
 
   // Stops taking calls (in-flight calls get `grace`), stops dispatching (runs keep their durable
   // state), flushes the writer and closes the store. Idempotent.
@@ -73,6 +80,8 @@ class CloudServer {
   RunManager* runs() { return runs_.get(); }
   // Prometheus text for /metrics.
   std::string MetricsText() const;
+  // /healthz, and /metrics when `metrics`; 404 for anything else.
+  http::Response Monitoring(const http::Request& request, bool metrics) const;
 
  private:
   CloudServer() = default;
@@ -86,6 +95,7 @@ class CloudServer {
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<RestApi> rest_;
   std::unique_ptr<http::Server> http_server_;
+  std::unique_ptr<http::Server> metrics_server_;
   uint16_t port_ = 0;
   bool shut_down_ = false;
 };

@@ -20,8 +20,12 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:8443", "gRPC host:port (port 0 picks one)");
 ABSL_FLAG(std::string, port_file, "", "write the bound gRPC port to this file once serving");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
-          "host:port of /healthz and /metrics (same TLS as gRPC; empty: off)");
-ABSL_FLAG(std::string, http_port_file, "", "write the bound /healthz and /metrics port here");
+          "host:port of the web portal, its REST API, /healthz and /metrics (same TLS as gRPC; "
+          "empty: off)");
+ABSL_FLAG(std::string, http_port_file, "", "write the bound --http_listen port here");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port of /metrics and /healthz on a port of their own (then not on --http_listen)");
+ABSL_FLAG(std::string, metrics_port_file, "", "write the bound --metrics_listen port here");
 ABSL_FLAG(std::string, data_dir, "", "database and signing key directory (created if missing)");
 ABSL_FLAG(std::string, tls_cert, "", "TLS certificate chain (PEM)");
 ABSL_FLAG(std::string, tls_key, "", "TLS private key (PEM, mode 0600)");
@@ -79,6 +83,7 @@ int main(int argc, char** argv) {
   tether::cloud::CloudServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
@@ -110,6 +115,13 @@ int main(int argc, char** argv) {
   const std::string http_port_file = absl::GetFlag(FLAGS_http_port_file);
   if (!http_port_file.empty()) {
     if (absl::Status written = tether::WritePortFile(http_port_file, (*server)->http_port());
+        !written.ok()) {
+      return Fail(std::string(written.message()));
+    }
+  }
+  const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
+  if (!metrics_port_file.empty()) {
+    if (absl::Status written = tether::WritePortFile(metrics_port_file, (*server)->metrics_port());
         !written.ok()) {
       return Fail(std::string(written.message()));
     }
