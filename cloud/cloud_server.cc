@@ -156,12 +156,17 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   server->port_ = static_cast<uint16_t>(port);
-  if (!options.http_listen.empty()) {
+  // Both HTTP listeners use the gRPC port's TLS settings.
+  auto http_server_options = [&options](const std::string& listen) {
     http::ServerOptions http_options;
-    http_options.listen = options.http_listen;
+    http_options.listen = listen;
     http_options.insecure = options.insecure;
     http_options.tls_cert_file = options.tls_cert_file;
     http_options.tls_key_file = options.tls_key_file;
+    return http_options;
+  };
+  if (!options.http_listen.empty()) {
+    http::ServerOptions http_options = http_server_options(options.http_listen);
     http_options.threads = 4;  // portal users poll; one slow call must not hold up the others
     http_options.body_limit = 4 << 20;  // a 1 MiB flow definition, JSON-escaped, fits
     server->rest_ = std::make_unique<RestApi>(server->auth_.get(), server->service_.get(),
@@ -185,11 +190,7 @@ absl::StatusOr<std::unique_ptr<CloudServer>> CloudServer::Start(CloudServerOptio
     server->http_server_ = *std::move(http_server);
   }
   if (!options.metrics_listen.empty()) {
-    http::ServerOptions metrics_options;
-    metrics_options.listen = options.metrics_listen;
-    metrics_options.insecure = options.insecure;
-    metrics_options.tls_cert_file = options.tls_cert_file;
-    metrics_options.tls_key_file = options.tls_key_file;
+    http::ServerOptions metrics_options = http_server_options(options.metrics_listen);
     metrics_options.body_limit = kSmallBody;
     CloudServer* self = server.get();
     absl::StatusOr<std::unique_ptr<http::Server>> metrics_server = http::Server::Start(

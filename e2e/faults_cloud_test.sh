@@ -11,17 +11,7 @@ set -euo pipefail
 source e2e/lib.sh
 e2e_init
 
-start_relay
-start_cloud
-register_agent desk-a
-register_agent desk-b
-write_secret "$E2E_DIR/group.password" "$(random_hex)"
-join_group desk-a pool "$E2E_DIR/group.password" --create
-join_group desk-b pool "$E2E_DIR/group.password"
-start_agent desk-a
-start_agent desk-b
-A=$(machine_id desk-a)
-B=$(machine_id desk-b)
+start_group_of_two pool
 tctl connections create pool-conn --group pool --username "$ACCOUNT" \
   --password-file "$ACCOUNT_PASSWORD_FILE" >/dev/null
 create_marker_flow marker 200

@@ -15,18 +15,7 @@ set -euo pipefail
 source e2e/lib.sh
 e2e_init
 
-start_relay
-start_cloud
-register_agent desk-a
-register_agent desk-b
-write_secret "$E2E_DIR/group.password" "$(random_hex)"
-join_group desk-a pool "$E2E_DIR/group.password" --create
-join_group desk-b pool "$E2E_DIR/group.password"
-[[ -s "$E2E_DIR/agent-desk-b/group-x25519.key" ]] || e2e_fail "desk-b holds no group key"
-start_agent desk-a
-start_agent desk-b
-A=$(machine_id desk-a)
-B=$(machine_id desk-b)
+start_group_of_two pool
 members=$(tctl groups show pool --json | json_field machine_ids)
 [[ $members == *"$A"* && $members == *"$B"* ]] || e2e_fail "group members are $members, not $A and $B"
 

@@ -204,6 +204,24 @@ join_group() {
     e2e_fail "agent join-group $name $group failed (see $LOGS/agent-$name.log)"
 }
 
+# start_group_of_two GROUP: relay and cloud, agents desk-a and desk-b registered, joined to GROUP
+# with a fresh password (desk-a creates it) and running; sets A and B to their machine ids.
+start_group_of_two() {
+  local group=$1
+  start_relay
+  start_cloud
+  register_agent desk-a
+  register_agent desk-b
+  write_secret "$E2E_DIR/group.password" "$(random_hex)"
+  join_group desk-a "$group" "$E2E_DIR/group.password" --create
+  join_group desk-b "$group" "$E2E_DIR/group.password"
+  [[ -s "$E2E_DIR/agent-desk-b/group-x25519.key" ]] || e2e_fail "desk-b holds no group key"
+  start_agent desk-a
+  start_agent desk-b
+  A=$(machine_id desk-a)
+  B=$(machine_id desk-b)
+}
+
 # start_agent NAME [FLAG...]: `agent run` on its data directory (again after a stop: the same
 # machine), then waits until this process reports its relay connection in status.json.
 start_agent() {
