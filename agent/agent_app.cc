@@ -537,7 +537,20 @@ int Run(const AgentFlags& flags) {
 int Status(const AgentFlags& flags) {
   absl::StatusOr<AgentIdentity> identity = LoadIdentity(flags.data_dir);
   if (!identity.ok()) return Fail(identity.status());
+  // The key ids a user can compare with what the portal's connection form shows before sealing.
+  std::string machine_key_id = "(unreadable)";
+  if (absl::StatusOr<crypto::SecretBytes> x25519 = crypto::ReadSecretFile(PathIn(flags.data_dir, kX25519KeyFile));
+      x25519.ok()) {
+    if (absl::StatusOr<std::string> pub = crypto::X25519PublicKey(*x25519); pub.ok()) {
+      machine_key_id = HexEncode(crypto::KeyId(*pub));
+    }
+  }
   std::cout << "machine      " << identity->machine_id() << " (\"" << identity->machine_name() << "\")\n"
+            << "key id       " << machine_key_id
+            << (identity->group_pub().empty()
+                    ? std::string()
+                    : absl::StrCat("  (group key id ", HexEncode(crypto::KeyId(identity->group_pub())), ")"))
+            << "\n"
             << "cloud        " << identity->cloud() << "  (job key " << identity->cloud_signing_key_id()
             << " pinned)\n"
             << "relay        " << identity->relay_url() << "  entity " << identity->entity() << "\n"

@@ -264,6 +264,8 @@ TEST_F(AgentTest, RunsAFlowAsTheAccountAndReportsEventsAndOutputs) {
   std::string status;
   EXPECT_EQ(AgentCommand({"status", "--data_dir", data_dir_}, &status), 0);
   EXPECT_THAT(status, HasSubstr(machine_.machine_id()));
+  // The key id the portal shows before sealing, computed here from the machine's own key file.
+  EXPECT_THAT(status, HasSubstr(absl::StrCat("key id       ", HexEncode(crypto::KeyId(machine_.x25519_pub())))));
   EXPECT_THAT(status, HasSubstr(run.job_id()));
   EXPECT_THAT(status, HasSubstr("JOB_STATE_SUCCEEDED"));
 }
